@@ -1,0 +1,3 @@
+from llmci.cli import main
+
+main()

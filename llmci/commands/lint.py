@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmci.errors import ExitCode
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="LLMCI_CONFIG",
+              help="llmci.yaml (default: the nearest one in this folder or a parent).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+              help="Output format [default: github in GitHub Actions, else text].")
+@click.option("--output", type=click.Path(path_type=Path), help="Write the findings to this file instead of stdout.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option("--no-cache", is_flag=True, help="Ignore and do not update the lint cache.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), envvar="LLMCI_CACHE_DIR",
+              help="Cache folder [default: .llmci/cache next to llmci.yaml].")
+def lint(paths: tuple[Path, ...], config_path: Path | None, fmt: str | None, output: Path | None,
+         strict: bool, no_cache: bool, cache_dir: Path | None) -> None:
+    """Lint prompt templates.
+
+    With no PATHS, lints every template the `prompts` entries of llmci.yaml
+    match. Exit 0: no errors (warnings allowed unless --strict); 1: errors
+    found; 2: usage or config error.
+    """
+    from llmci import gha
+    from llmci.config import load_config
+    from llmci.fsutil import atomic_write_text
+    from llmci.lint.engine import Linter
+    from llmci.lint.formats import render, summary_markdown
+    from llmci.lint.rules import Severity
+
+    loaded = load_config(config_path)
+    folder = None if no_cache else (cache_dir or loaded.root / ".llmci" / "cache")
+    report = Linter(loaded, cache_dir=folder).lint(paths)
+
+    in_actions = gha.in_actions()
+    text = render(report, fmt or ("github" if in_actions else "text"))
+    if output:
+        atomic_write_text(output, text)
+    else:
+        click.echo(text, nl=False)
+
+    errors, warnings = report.count(Severity.ERROR), report.count(Severity.WARNING)
+    click.echo(f"llmci lint: {report.files} templates, {errors} errors, {warnings} warnings", err=True)
+    if in_actions:
+        gha.append_summary(summary_markdown(report))
+        gha.set_output("errors", str(errors))
+        gha.set_output("warnings", str(warnings))
+    failed = errors > 0 or (strict and warnings > 0)
+    raise click.exceptions.Exit(ExitCode.FAILED if failed else ExitCode.OK)

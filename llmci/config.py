@@ -1,0 +1,292 @@
+"""The schema of `llmci.yaml`, one section per stage, and its loader.
+
+Unknown keys are refused (with a "did you mean"), and every problem is
+reported as `file:line: key: what is wrong`, one line each.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from llmci.errors import ConfigError
+from llmci.lint.rules import RULES
+
+CONFIG_FILENAME = "llmci.yaml"
+
+# YAML 1.1 reads a bare `off` as false; accept it as the word the user wrote.
+RuleSetting = Annotated[
+    Literal["off", "info", "warning", "error"], BeforeValidator(lambda value: "off" if value is False else value)
+]
+
+#: The inputs `transformers` passes to every chat template (apply_chat_template).
+CHAT_TEMPLATE_INPUTS = frozenset(
+    {"messages", "add_generation_prompt", "tools", "documents", "bos_token", "eos_token", "pad_token", "unk_token"}
+)
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_rule_ids(rules: dict[str, str]) -> dict[str, str]:
+    for rule_id in rules:
+        if rule_id not in RULES:
+            close = difflib.get_close_matches(rule_id, RULES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known rules: {', '.join(RULES)}"
+            raise ValueError(f"unknown rule '{rule_id}'{hint}")
+    return rules
+
+
+class PromptSpec(Section):
+    """Templates matched by `path` and the inputs they are rendered with."""
+
+    path: str = Field(description="Glob of template files, relative to llmci.yaml (`**` recurses).")
+    kind: Literal["prompt", "chat-template"] = Field(
+        "prompt",
+        description="`chat-template`: the Hugging Face apply_chat_template contract (messages, "
+        "add_generation_prompt, tools, documents, special tokens, raise_exception) is implied.",
+    )
+    variables: list[str] = Field(default_factory=list, description="Inputs the template is rendered with.")
+    untrusted: list[str] = Field(default_factory=list, description="Inputs a user controls (prompt-injection hygiene).")
+    max_tokens: PositiveInt | None = Field(None, description="Budget for the template's static text.")
+    rules: dict[str, RuleSetting] = Field(default_factory=dict, description="Per-template rule severities.")
+
+    _rule_ids = field_validator("rules")(_check_rule_ids)
+
+    @field_validator("path")
+    @classmethod
+    def _relative_glob(cls, path: str) -> str:
+        if not path or Path(path).is_absolute():
+            raise ValueError(f"'{path}' must be a glob relative to llmci.yaml")
+        return path
+
+    @model_validator(mode="after")
+    def _untrusted_are_inputs(self) -> PromptSpec:
+        known = set(self.variables) | (CHAT_TEMPLATE_INPUTS if self.kind == "chat-template" else set())
+        unknown = [name for name in self.untrusted if name not in known]
+        if unknown:
+            raise ValueError(f"untrusted names {unknown} are not in variables")
+        return self
+
+
+class LintConfig(Section):
+    rules: dict[str, RuleSetting] = Field(default_factory=dict, description="Rule id -> off|info|warning|error.")
+    search_path: list[str] = Field(
+        default_factory=list, description="Extra folders (relative to llmci.yaml) for include/import/extends."
+    )
+    filters: list[str] = Field(default_factory=list, description="Custom filters your renderer registers.")
+    tests: list[str] = Field(default_factory=list, description="Custom tests your renderer registers.")
+    globals: list[str] = Field(default_factory=list, description="Custom globals your renderer registers.")
+
+    _rule_ids = field_validator("rules")(_check_rule_ids)
+
+
+class RegistryConfig(Section):
+    uri: str = Field("file://.llmci/registry", description="file://PATH (relative to llmci.yaml) or s3://bucket/prefix.")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, Ceph, ...).")
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        if not uri.startswith(("file://", "s3://")):
+            raise ValueError(f"'{uri}' must start with file:// or s3://")
+        return uri
+
+
+class ScalingConfig(Section):
+    num_workers: PositiveInt = 1
+    use_gpu: bool = False
+    resources_per_worker: dict[str, float] = Field(default_factory=dict)
+
+
+class TrainConfig(Section):
+    base_model: str = Field(description="A local folder, registry:NAME@VERSION|NAME@STAGE, or a hub id.")
+    dataset: str = Field(description="JSONL of prompt/completion pairs or chat messages, relative to llmci.yaml.")
+    prompt: str | None = Field(None, description="Template to render each example through.")
+    method: Literal["full", "lora"] = "full"
+    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    max_failures: int = Field(0, ge=0)
+
+
+class MetricConfig(Section):
+    name: str = Field(description="A DeepEval metric class name or an llmci metric.")
+    threshold: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SuiteConfig(Section):
+    dataset: str
+    prompt: str | None = None
+    metrics: list[MetricConfig] = Field(default_factory=list)
+
+
+class JudgeConfig(Section):
+    base_url: str = Field(description="An OpenAI-compatible endpoint.")
+    model: str
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key.")
+
+
+class EvalConfig(Section):
+    judge: JudgeConfig | None = None
+    suites: dict[str, SuiteConfig] = Field(default_factory=dict)
+
+
+class EnvironmentConfig(Section):
+    address: str | None = Field(None, description="Ray address; embedded Ray when empty.")
+    route_prefix: str = "/"
+
+
+class DeployConfig(Section):
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+
+
+class MonitorConfig(Section):
+    latency_p95_ms: PositiveInt | None = None
+    error_rate: float | None = Field(None, ge=0, le=1)
+
+
+class Config(Section):
+    """Root of llmci.yaml. Later stages read their own section."""
+
+    prompts: list[PromptSpec] = Field(default_factory=list)
+    lint: LintConfig = Field(default_factory=LintConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    train: TrainConfig | None = None
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+
+
+class LoadedConfig(typing.NamedTuple):
+    config: Config
+    #: The file it came from; None when no llmci.yaml was found (defaults).
+    path: Path | None
+
+    @property
+    def root(self) -> Path:
+        """Folder that relative paths in the config are relative to."""
+        return self.path.parent if self.path else Path.cwd()
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest llmci.yaml in `start` (default: cwd) or a parent folder."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | Path | None = None) -> LoadedConfig:
+    """Load and validate llmci.yaml; defaults when `path` is None and none is found."""
+    if path is None:
+        found = find_config()
+        if found is None:
+            return LoadedConfig(Config(), None)
+        path = found
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file", hint="pass --config with the path of your llmci.yaml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return LoadedConfig(parse_config(text, str(path)), path)
+
+
+def parse_config(text: str, filename: str = CONFIG_FILENAME) -> Config:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}:1: the top level must be a mapping of sections, not {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = _key_lines(node)
+        problems = [_describe(error, filename, lines) for error in exc.errors()]
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _key_lines(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path (as pydantic reports it) to its 1-based line in the file."""
+    lines: dict[tuple[Any, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = (*path, key_node.value)
+            lines[key_path] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, key_path))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            lines.update(_key_lines(item, (*path, index)))
+    return lines
+
+
+def _describe(error: dict[str, Any], filename: str, lines: dict[tuple[Any, ...], int]) -> str:
+    key_loc = tuple(error["loc"])
+    line = next((lines[key_loc[:n]] for n in range(len(key_loc), 0, -1) if key_loc[:n] in lines), 1)
+    dotted = _dotted(key_loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _field_names(key_loc[:-1])
+        close = difflib.get_close_matches(str(key_loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+        return f"{filename}:{line}: {dotted}: unknown key; {hint}"
+    message = "required key is missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+    return f"{filename}:{line}: {dotted}: {message}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _field_names(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section found at `loc` in the schema."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        # A key that is not a field is a dict key (a suite name, say): stay on the value's model.
+        if isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation)
+    return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel inside Optional[...], list[...] or dict[str, ...], else the annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "llmci.yaml"
+    return schema

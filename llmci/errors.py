@@ -1,0 +1,49 @@
+"""One root error, one exit code per kind of failure.
+
+Every error a user can cause is raised as an `LlmciError` subclass whose
+message is one line saying what is wrong and where (file:line, config key or
+HTTP status) and what to do. The CLI's single handler prints it and exits with
+the subclass's code; anything else is a bug and exits `INTERNAL`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every `llmci` command (documented in README.md)."""
+
+    OK = 0
+    #: The check ran and failed: lint errors (or warnings with --strict).
+    FAILED = 1
+    #: Bad command line, bad llmci.yaml, or an input file that cannot be read.
+    USAGE = 2
+    #: A bug in llmci: the traceback is printed; please report it.
+    INTERNAL = 70
+
+
+class LlmciError(Exception):
+    """Root of every error a user can cause; carries its exit code."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class UsageError(LlmciError):
+    """The command line asks for something that cannot be done."""
+
+
+class ConfigError(LlmciError):
+    """llmci.yaml is missing, unreadable or does not match the schema."""
+
+
+class InputError(LlmciError):
+    """An input file named by the user cannot be read."""

@@ -1,0 +1,1 @@
+"""Prompt-template linting: parse (never render) Jinja2 templates and report findings."""

@@ -1,0 +1,363 @@
+"""Lint templates: find them, pick each one's spec, analyse, and turn issues into findings."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import jinja2
+
+from llmci.config import CHAT_TEMPLATE_INPUTS, Config, LoadedConfig, PromptSpec
+from llmci.errors import InputError, UsageError
+from llmci.lint.analysis import FlowAnalyzer, Issue, TemplateRef, check_nodes
+from llmci.lint.cache import LintCache
+from llmci.lint.rules import RULES, Severity
+from llmci.lint.tokens import estimate_tokens
+from llmci.templating import CHAT_TEMPLATE_GLOBALS, TemplateKind, make_environment
+
+#: Suffixes of the files a folder given on the command line is searched for.
+TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
+
+#: Rules for templates that match no `prompts` entry: their inputs are unknown,
+#: so only what does not depend on inputs is checked (syntax and safety).
+UNDECLARED_RULES = frozenset({"syntax-error", "unsafe-access", "unknown-filter", "unknown-test", "missing-template"})
+
+_SUPPRESSION = re.compile(r"\{#-?\s*llmci:\s*(disable|disable-file)\s*=\s*([\w\-, ]+?)\s*-?#\}")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    path: str
+    line: int
+    column: int
+    rule: str
+    severity: Severity
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """What the linter knows about one template (from its `prompts` entry, if any)."""
+
+    kind: TemplateKind = "prompt"
+    variables: frozenset[str] = frozenset()
+    untrusted: frozenset[str] = frozenset()
+    max_tokens: int | None = None
+    #: Rule id -> "off" | severity, already merged (entry over `lint.rules`).
+    settings: tuple[tuple[str, str], ...] = ()
+    #: False for a template no `prompts` entry matches: syntax and safety only.
+    declared: bool = False
+
+    def fingerprint(self) -> str:
+        return repr((self.kind, sorted(self.variables), sorted(self.untrusted), self.max_tokens, self.settings))
+
+
+@dataclass(frozen=True)
+class PendingRef:
+    """A template reference checked at report time, so cached results stay right when files appear."""
+
+    names: tuple[str, ...]
+    line: int
+    column: int
+    severity: Severity
+    message: str
+
+
+@dataclass
+class FileResult:
+    findings: list[Finding] = field(default_factory=list)
+    refs: list[PendingRef] = field(default_factory=list)
+
+
+@dataclass
+class LintReport:
+    findings: list[Finding]
+    files: int
+    cached: int = 0
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for finding in self.findings if finding.severity is severity)
+
+
+class Linter:
+    """Lints templates under one configuration; environments and globs are built once."""
+
+    def __init__(self, loaded: LoadedConfig, *, cache_dir: Path | None = None) -> None:
+        self.config: Config = loaded.config
+        self.root = loaded.root
+        self.search_path = [str((self.root / folder).resolve()) for folder in self.config.lint.search_path]
+        self.cache = LintCache(cache_dir, self._engine_fingerprint()) if cache_dir else None
+
+    # -- which templates, with which spec -------------------------------------------------
+
+    @cached_property
+    def _entry_matches(self) -> list[set[Path]]:
+        return [{p.resolve() for p in self.root.glob(entry.path) if p.is_file()} for entry in self.config.prompts]
+
+    def discover(self, paths: Sequence[str | Path]) -> list[Path]:
+        """The template files to lint: the given files and folders, or every `prompts` entry's matches."""
+        if not paths:
+            if not self.config.prompts:
+                raise UsageError(
+                    "nothing to lint", hint="give template paths, or declare `prompts` in llmci.yaml"
+                )
+            return sorted(set().union(*self._entry_matches))
+        found: set[Path] = set()
+        for given in map(Path, paths):
+            if given.is_dir():
+                folder = given.resolve()
+                found.update(p.resolve() for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file())
+                found.update(p for matches in self._entry_matches for p in matches if folder in p.parents)
+            elif given.is_file():
+                found.add(given.resolve())
+            else:
+                raise InputError(f"{given}: no such file or folder", hint="check the path passed to `llmci lint`")
+        return sorted(found)
+
+    def spec_for(self, path: Path) -> TemplateSpec:
+        """The first `prompts` entry whose glob matches `path` decides its spec."""
+        resolved = path.resolve()
+        for entry, matches in zip(self.config.prompts, self._entry_matches):
+            if resolved in matches:
+                return self._spec(entry)
+        return TemplateSpec(settings=tuple(sorted(self.config.lint.rules.items())))
+
+    def _spec(self, entry: PromptSpec) -> TemplateSpec:
+        settings = {**self.config.lint.rules, **entry.rules}
+        return TemplateSpec(
+            kind=entry.kind,
+            variables=frozenset(entry.variables),
+            untrusted=frozenset(entry.untrusted),
+            max_tokens=entry.max_tokens,
+            settings=tuple(sorted(settings.items())),
+            declared=True,
+        )
+
+    # -- linting --------------------------------------------------------------------------
+
+    def lint(self, paths: Sequence[str | Path] = ()) -> LintReport:
+        files = self.discover(paths)
+        findings: list[Finding] = []
+        cached = 0
+        for path in files:
+            display = display_path(path)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{display}: cannot read: {exc.strerror}") from None
+            spec = self.spec_for(path)
+            key = hashlib.sha256(spec.fingerprint().encode() + b"\0" + data).hexdigest()
+            result = self.cache.get(key, display) if self.cache else None
+            if result is None:
+                result = self.lint_bytes(data, display, spec)
+                if self.cache:
+                    self.cache.put(key, result)
+            else:
+                cached += 1
+            findings.extend(result.findings)
+            search = [str(path.parent), *self.search_path]
+            findings.extend(
+                Finding(display, ref.line, ref.column, "missing-template", ref.severity, ref.message)
+                for ref in result.refs
+                if not any(os.path.isfile(os.path.join(folder, name)) for folder in search for name in ref.names)
+            )
+        if self.cache:
+            self.cache.save()
+        return LintReport(sorted(findings), len(files), cached)
+
+    def lint_bytes(self, data: bytes, display: str, spec: TemplateSpec) -> FileResult:
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            issue = Issue("syntax-error", line, f"not UTF-8 (byte {exc.start}): templates must be UTF-8 text")
+            return _Findings(display, "", spec).build([issue], [])
+        return self.lint_source(source, display, spec)
+
+    def lint_source(self, source: str, display: str, spec: TemplateSpec) -> FileResult:
+        issues: list[Issue] = []
+        refs: list[TemplateRef] = []
+        if spec.declared:
+            issues.extend(whitespace_issues(source))
+        env = self._environment(spec.kind)
+        try:
+            template = env.parse(source)
+        except jinja2.TemplateSyntaxError as exc:
+            issues.append(Issue("syntax-error", exc.lineno or 1, exc.message or "syntax error"))
+        else:
+            checks = check_nodes(template, env.filters, env.tests)
+            issues.extend(checks.issues)
+            refs = checks.refs
+            if spec.declared:
+                issues.extend(self._flow_issues(template, spec, env))
+        return _Findings(display, source, spec).build(issues, refs)
+
+    def _flow_issues(self, template: jinja2.nodes.Template, spec: TemplateSpec, env: jinja2.Environment) -> list[Issue]:
+        contract = CHAT_TEMPLATE_INPUTS | CHAT_TEMPLATE_GLOBALS if spec.kind == "chat-template" else frozenset()
+        inputs = spec.variables | contract
+        globals_ = set(env.globals) | set(self.config.lint.globals)
+        flow = FlowAnalyzer(inputs, globals_, spec.untrusted).run(template)
+        issues = flow.issues
+        for name in sorted(spec.variables - flow.used_inputs - contract):
+            issues.append(Issue("unused-input", 1, f"declared input '{name}' is never used"))
+        if spec.max_tokens is not None:
+            tokens = estimate_tokens("".join(flow.static_text))
+            if tokens > spec.max_tokens:
+                issues.append(
+                    Issue("token-budget", 1, f"static text is ~{tokens} tokens, over max_tokens {spec.max_tokens}")
+                )
+        return issues
+
+    def _environment(self, kind: TemplateKind) -> jinja2.Environment:
+        envs = self.__dict__.setdefault("_envs", {})
+        if kind not in envs:
+            lint = self.config.lint
+            envs[kind] = make_environment(kind, filters=lint.filters, tests=lint.tests)
+        return envs[kind]
+
+    def _engine_fingerprint(self) -> str:
+        """Changes whenever the linter's code, Jinja or the config's lint section change."""
+        digest = hashlib.sha256(jinja2.__version__.encode())
+        package = Path(__file__).resolve().parent
+        for source in sorted([*package.glob("*.py"), package.parent / "templating.py"]):
+            digest.update(source.read_bytes())
+        digest.update(self.config.lint.model_dump_json().encode())
+        return digest.hexdigest()
+
+
+class _Findings:
+    """Turns issues into findings: severity from config, inline suppressions, columns."""
+
+    def __init__(self, display: str, source: str, spec: TemplateSpec) -> None:
+        self.display = display
+        self.source = SourceIndex(source)
+        self.settings = dict(spec.settings)
+        self.allowed = None if spec.declared else UNDECLARED_RULES
+        self.file_off, self.line_off = suppressions(source)
+
+    def severity(self, rule: str, line: int) -> Severity | None:
+        if self.allowed is not None and rule not in self.allowed:
+            return None
+        if rule in self.file_off or "all" in self.file_off:
+            return None
+        off_here = self.line_off.get(line, ())
+        if rule in off_here or "all" in off_here:
+            return None
+        setting = self.settings.get(rule, RULES[rule].severity.value)
+        return None if setting == "off" else Severity(setting)
+
+    def build(self, issues: Iterable[Issue], refs: Iterable[TemplateRef]) -> FileResult:
+        result = FileResult()
+        for issue in issues:
+            severity = self.severity(issue.rule, issue.line)
+            if severity is not None:
+                column = issue.column or self.source.column(issue.line, issue.needle, issue.occurrence)
+                result.findings.append(
+                    Finding(self.display, issue.line, column, issue.rule, severity, issue.message)
+                )
+        for ref in refs:
+            severity = self.severity("missing-template", ref.line)
+            if severity is not None:
+                shown = " or ".join(f"'{name}'" for name in ref.names)
+                message = f"{ref.statement} of {shown}, which is not on the search path"
+                column = self.source.column(ref.line, ref.names[0])
+                result.refs.append(PendingRef(ref.names, ref.line, column, severity, message))
+        return result
+
+
+class SourceIndex:
+    """Finds columns: Jinja's AST knows lines only, so the column is where the needle is in code.
+
+    Code is what lies between `{{ }}` / `{% %}`; the same word in the static
+    text around it ("question: {{ question }}") is not a match.
+    """
+
+    _CODE = re.compile(r"\{[{%].*?[}%]\}", re.DOTALL)
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._line_starts: list[int] | None = None
+        self._code: list[tuple[int, int]] | None = None
+
+    def column(self, line: int, needle: str | None, occurrence: int = 0) -> int:
+        if needle is None or not self.source:
+            return 1
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in re.finditer("\n", self.source)]
+            self._code = [m.span() for m in self._CODE.finditer(self.source)]
+        if not 0 < line <= len(self._line_starts):
+            return 1
+        start = self._line_starts[line - 1]
+        end = self._line_starts[line] if line < len(self._line_starts) else len(self.source)
+        pattern = re.compile(rf"(?<!\w){re.escape(needle)}(?!\w)")
+        in_code = [m.start() for m in pattern.finditer(self.source, start, end) if self._in_code(m.start())]
+        if in_code:
+            return in_code[min(occurrence, len(in_code) - 1)] - start + 1
+        index = self.source.find(needle, start, end)
+        return index - start + 1 if index >= 0 else 1
+
+    def _in_code(self, offset: int) -> bool:
+        assert self._code is not None
+        index = bisect.bisect_right(self._code, (offset, float("inf"))) - 1
+        return index >= 0 and self._code[index][0] <= offset < self._code[index][1]
+
+
+def suppressions(source: str) -> tuple[set[str], dict[int, set[str]]]:
+    """Rules disabled for the whole file, and per line.
+
+    `{# llmci: disable=RULE[,RULE] #}` on a line of its own applies to the next
+    line; after other text, to its own line. `disable-file=` applies to the
+    whole file. `all` disables every rule.
+    """
+    whole: set[str] = set()
+    per_line: dict[int, set[str]] = {}
+    if "llmci:" not in source:
+        return whole, per_line
+    for match in _SUPPRESSION.finditer(source):
+        rules = {rule.strip() for rule in match.group(2).split(",") if rule.strip()}
+        if match.group(1) == "disable-file":
+            whole |= rules
+            continue
+        line = source.count("\n", 0, match.start()) + 1
+        start = source.rfind("\n", 0, match.start()) + 1
+        end = source.find("\n", match.end())
+        alone = not (source[start : match.start()].strip() or source[match.end() : None if end < 0 else end].strip())
+        per_line.setdefault(line + 1 if alone else line, set()).update(rules)
+    return whole, per_line
+
+
+def whitespace_issues(source: str) -> list[Issue]:
+    issues = []
+    lines = source.split("\n")
+    for number, line in enumerate(lines, start=1):
+        line = line.removesuffix("\r")
+        stripped = line.rstrip(" \t")
+        if len(stripped) != len(line):
+            issues.append(Issue("trailing-whitespace", number, "trailing whitespace", column=len(stripped) + 1))
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if " " in indent and "\t" in indent:
+            issues.append(Issue("mixed-indentation", number, "indentation mixes tabs and spaces"))
+    if source and not source.endswith("\n"):
+        issues.append(
+            Issue("missing-final-newline", len(lines), "no newline at end of file", column=len(lines[-1]) + 1)
+        )
+    return issues
+
+
+def display_path(path: Path) -> str:
+    """The path as a user (and GitHub) wants it: relative to cwd when inside it, with '/'."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,127 @@
+"""The catalogue of lint rules: stable ids, default severities, help.
+
+Ids never change once released; they appear in config (`lint.rules`), inline
+suppressions (`{# llmci: disable=ID #}`), SARIF and every output format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 0, "warning": 1, "info": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    summary: str
+    help: str
+
+
+RULES: dict[str, Rule] = {
+    rule.id: rule
+    for rule in (
+        Rule(
+            "syntax-error",
+            Severity.ERROR,
+            "Template does not parse",
+            "Jinja2 cannot parse the template; the finding is at the line Jinja reports. Nothing else "
+            "about the template can be checked until it parses.",
+        ),
+        Rule(
+            "undefined-variable",
+            Severity.ERROR,
+            "Variable used but not an input",
+            "The template reads a name that is not a declared input (`prompts[].variables`), a Jinja "
+            "global, or assigned on every path before the read (`set`, `for`, macro and call-block "
+            "arguments, `with`, imports). Rendering with StrictUndefined would fail. Declare the input, "
+            "assign it, or guard it with `is defined` / `| default(...)`.",
+        ),
+        Rule(
+            "possibly-undefined",
+            Severity.WARNING,
+            "Variable set on only some paths",
+            "The name is assigned on some paths before this read but not on all of them (for example in "
+            "the `if` branch only). Assign it before the branch or in every branch.",
+        ),
+        Rule(
+            "unused-input",
+            Severity.WARNING,
+            "Declared input never used",
+            "An input declared in `prompts[].variables` is never read by the template: the caller "
+            "computes it for nothing, or the template forgot it.",
+        ),
+        Rule(
+            "unsafe-access",
+            Severity.ERROR,
+            "Sandbox-escape shape",
+            "Access to underscore attributes or items (`__class__`, `__globals__`, ...), `mro`, frame and "
+            "code objects, dynamic attribute names through `attr`, or format strings that reach "
+            "underscore attributes: the shapes of server-side template injection. Prompts never need them.",
+        ),
+        Rule(
+            "unknown-filter",
+            Severity.ERROR,
+            "Unknown filter",
+            "The filter is not a Jinja2 built-in nor declared in `lint.filters`. Rendering would fail.",
+        ),
+        Rule(
+            "unknown-test",
+            Severity.ERROR,
+            "Unknown test",
+            "The test (`is NAME`) is not a Jinja2 built-in nor declared in `lint.tests`. Rendering would fail.",
+        ),
+        Rule(
+            "missing-template",
+            Severity.ERROR,
+            "Included template not found",
+            "`include`, `import`, `from ... import` or `extends` names a template that exists in no folder "
+            "of the search path (the template's own folder, then `lint.search_path`).",
+        ),
+        Rule(
+            "token-budget",
+            Severity.WARNING,
+            "Static text over the token budget",
+            "The estimated token count of the template's static text alone exceeds `max_tokens`, before any "
+            "input is added. The estimate needs no tokenizer and is within about 25% of common BPE "
+            "tokenizers on English text.",
+        ),
+        Rule(
+            "undelimited-untrusted",
+            Severity.WARNING,
+            "Untrusted input without delimiters",
+            "An input listed in `untrusted` (or a value derived from one) is rendered without a delimiter "
+            "around it, so its text can pass for instructions (prompt injection). Delimiters: a code fence "
+            "(``` or ~~~) on both sides, an XML-style tag pair (<name>...</name>), triple quotes, or double "
+            "quotes, in the static text right before and after the expression; or the `tojson` filter.",
+        ),
+        Rule(
+            "trailing-whitespace",
+            Severity.INFO,
+            "Trailing whitespace",
+            "Spaces or tabs at the end of a line reach the model as tokens and change prompts invisibly.",
+        ),
+        Rule(
+            "mixed-indentation",
+            Severity.INFO,
+            "Tabs mixed with spaces",
+            "The line's indentation mixes tabs and spaces.",
+        ),
+        Rule(
+            "missing-final-newline",
+            Severity.INFO,
+            "No final newline",
+            "The file does not end with a newline.",
+        ),
+    )
+}

@@ -1,0 +1,81 @@
+"""The Jinja2 environments templates are parsed and rendered with.
+
+The linter parses with exactly the environment that renders, so "unknown
+filter" means the renderer would fail too. Rendering always happens in a
+sandbox with StrictUndefined: a missing input is an error, never "".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import jinja2
+import jinja2.ext
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
+
+TemplateKind = Literal["prompt", "chat-template"]
+
+#: Globals of a chat template under transformers' apply_chat_template.
+CHAT_TEMPLATE_GLOBALS = frozenset({"raise_exception", "strftime_now"})
+
+
+class GenerationTag(jinja2.ext.Extension):
+    """`{% generation %}...{% endgeneration %}`: transformers marks assistant text with it.
+
+    For parsing and plain rendering the body is simply output in its own scope.
+    """
+
+    tags = {"generation"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
+
+
+def make_environment(
+    kind: TemplateKind = "prompt",
+    *,
+    search_path: Iterable[str] = (),
+    filters: Iterable[str] = (),
+    tests: Iterable[str] = (),
+) -> jinja2.Environment:
+    """The environment for one kind of template.
+
+    `prompt`: a SandboxedEnvironment with StrictUndefined and loop controls.
+    `chat-template`: what transformers uses (ImmutableSandboxedEnvironment,
+    trim_blocks, lstrip_blocks, loop controls, `{% generation %}`).
+    Names in `filters`/`tests` are user-registered: the linter only needs to
+    know they exist, so they are registered as placeholders here and the
+    renderer replaces them with the real callables.
+    """
+    loader = jinja2.FileSystemLoader(list(search_path)) if search_path else None
+    if kind == "chat-template":
+        env: jinja2.Environment = ImmutableSandboxedEnvironment(
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=[jinja2.ext.loopcontrols, GenerationTag],
+            undefined=jinja2.StrictUndefined,
+            loader=loader,
+        )
+    else:
+        env = SandboxedEnvironment(
+            extensions=[jinja2.ext.loopcontrols],
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            loader=loader,
+        )
+    for name in filters:
+        env.filters.setdefault(name, _unregistered(name))
+    for name in tests:
+        env.tests.setdefault(name, _unregistered(name))
+    return env
+
+
+def _unregistered(name: str):
+    def missing(*_args: object, **_kwargs: object) -> None:
+        raise jinja2.TemplateRuntimeError(f"'{name}' is declared in llmci.yaml but the renderer did not register it")
+
+    return missing
