@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from llmci.errors import ConfigError
+from llmci.fsutil import display_path
 from llmci.lint.rules import RULES
 
 CONFIG_FILENAME = "llmci.yaml"
@@ -195,13 +196,14 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
             return LoadedConfig(Config(), None)
         path = found
     path = Path(path)
+    shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file", hint="pass --config with the path of your llmci.yaml") from None
+        raise ConfigError(f"{shown}: no such file", hint="pass --config with the path of your llmci.yaml") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return LoadedConfig(parse_config(text, str(path)), path)
+        raise ConfigError(f"{shown}: cannot read: {exc}") from None
+    return LoadedConfig(parse_config(text, shown), path.resolve())
 
 
 def parse_config(text: str, filename: str = CONFIG_FILENAME) -> Config:
@@ -251,8 +253,16 @@ def _describe(error: dict[str, Any], filename: str, lines: dict[tuple[Any, ...],
         close = difflib.get_close_matches(str(key_loc[-1]), allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
         return f"{filename}:{line}: {dotted}: unknown key; {hint}"
-    message = "required key is missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+    message = _MESSAGES.get(error["type"]) or error["msg"].removeprefix("Value error, ")
     return f"{filename}:{line}: {dotted}: {message}"
+
+
+_MESSAGES = {
+    "missing": "required key is missing",
+    "model_type": "must be a mapping of keys",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+}
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -25,3 +25,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as users (and GitHub) want it: relative to cwd when inside it, with '/'."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -15,6 +15,7 @@ import jinja2
 
 from llmci.config import CHAT_TEMPLATE_INPUTS, Config, LoadedConfig, PromptSpec
 from llmci.errors import InputError, UsageError
+from llmci.fsutil import display_path
 from llmci.lint.analysis import FlowAnalyzer, Issue, TemplateRef, check_nodes
 from llmci.lint.cache import LintCache
 from llmci.lint.rules import RULES, Severity
@@ -353,11 +354,3 @@ def whitespace_issues(source: str) -> list[Issue]:
             Issue("missing-final-newline", len(lines), "no newline at end of file", column=len(lines[-1]) + 1)
         )
     return issues
-
-
-def display_path(path: Path) -> str:
-    """The path as a user (and GitHub) wants it: relative to cwd when inside it, with '/'."""
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path.as_posix()
