@@ -30,7 +30,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as users (and GitHub) want it: relative to cwd when inside it, with '/'."""
     path = Path(path)
+    if not path.is_absolute():
+        path = path.resolve()
     try:
-        return path.resolve().relative_to(Path.cwd()).as_posix()
+        return path.relative_to(Path.cwd()).as_posix()
     except ValueError:
         return path.as_posix()

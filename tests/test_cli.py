@@ -123,3 +123,14 @@ def test_help_imports_no_heavy_library(argv: list[str]) -> None:
     heavy = {"ray", "torch", "transformers", "deepeval", "boto3", "botocore", "pandas", "github", "numpy"}
     assert imported & heavy == set()
     assert "click" in imported  # the measurement itself works
+
+
+def test_readme_documents_every_rule_and_exit_code() -> None:
+    from llmci.errors import ExitCode
+    from llmci.lint.rules import RULES
+
+    readme = (REPO / "README.md").read_text()
+    for rule in RULES.values():
+        assert f"| `{rule.id}` | {rule.severity.value} |" in readme, rule.id
+    for code in ExitCode:
+        assert f"\n| {int(code)} |" in readme, code

@@ -148,6 +148,32 @@ def _format_fields_unsafe(fmt: str) -> str | None:
     return None
 
 
+# -- walking the AST ---------------------------------------------------------------------------
+
+
+def children(node: nodes.Node) -> list[nodes.Node]:
+    """Child nodes in source order: `Node.iter_child_nodes` without its filtering (a hot path)."""
+    out = []
+    for name in node.fields:
+        value = getattr(node, name)
+        if isinstance(value, nodes.Node):
+            out.append(value)
+        elif value.__class__ is list:
+            out.extend(item for item in value if isinstance(item, nodes.Node))
+    return out
+
+
+def walk(node: nodes.Node) -> list[nodes.Node]:
+    """Every node below `node`, in source order (what `find_all` visits, faster)."""
+    out: list[nodes.Node] = []
+    stack = children(node)[::-1]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        stack.extend(children(current)[::-1])
+    return out
+
+
 # -- pass 1: every node on its own ------------------------------------------------------------
 
 _CHECKED = (nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call, nodes.Include, nodes.Import)
@@ -165,7 +191,9 @@ def check_nodes(template: nodes.Template, filters: Iterable[str], tests: Iterabl
         occurrence = seen[(node.lineno, needle)] - 1
         out.issues.append(Issue(rule, node.lineno, message, needle, occurrence))
 
-    for node in template.find_all(_CHECKED):
+    for node in walk(template):
+        if not isinstance(node, _CHECKED):
+            continue
         needle = getattr(node, "attr", None) or getattr(node, "name", None)
         if isinstance(needle, str):
             seen[(node.lineno, needle)] = seen.get((node.lineno, needle), 0) + 1
@@ -367,7 +395,7 @@ class FlowAnalyzer:
         if handler is not None:
             return handler(node, flow)
         # A statement from an extension we do not know: check its expressions, scope its body.
-        for child in node.iter_child_nodes():
+        for child in children(node):
             if isinstance(child, nodes.Stmt):
                 self.inner([child], flow)
             else:
@@ -534,7 +562,7 @@ class FlowAnalyzer:
             when_true, when_false = _guards(node.left)
             self.expr(node.right, flow.plus(when_true if isinstance(node, nodes.And) else when_false))
             return
-        for child in node.iter_child_nodes():
+        for child in children(node):
             self.expr(child, flow)
 
     def load(self, node: nodes.Name | nodes.NSRef, flow: _Flow) -> None:
@@ -598,7 +626,7 @@ class FlowAnalyzer:
             return node.name in self.tainted
         if isinstance(node, nodes.CondExpr):
             return self._is_tainted(node.expr1) or (node.expr2 is not None and self._is_tainted(node.expr2))
-        return any(self._is_tainted(child) for child in node.iter_child_nodes())
+        return any(self._is_tainted(child) for child in children(node))
 
     @staticmethod
     def _is_noreturn(node: nodes.Node) -> bool:

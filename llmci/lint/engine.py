@@ -96,7 +96,7 @@ class Linter:
 
     def __init__(self, loaded: LoadedConfig, *, cache_dir: Path | None = None) -> None:
         self.config: Config = loaded.config
-        self.root = loaded.root
+        self.root = loaded.root.resolve()
         self.search_path = [str((self.root / folder).resolve()) for folder in self.config.lint.search_path]
         self.cache = LintCache(cache_dir, self._engine_fingerprint()) if cache_dir else None
 
@@ -104,7 +104,8 @@ class Linter:
 
     @cached_property
     def _entry_matches(self) -> list[set[Path]]:
-        return [{p.resolve() for p in self.root.glob(entry.path) if p.is_file()} for entry in self.config.prompts]
+        # Globbing from the resolved root yields absolute paths: no per-file resolve needed.
+        return [{p for p in self.root.glob(entry.path) if p.is_file()} for entry in self.config.prompts]
 
     def discover(self, paths: Sequence[str | Path]) -> list[Path]:
         """The template files to lint: the given files and folders, or every `prompts` entry's matches."""
@@ -118,7 +119,7 @@ class Linter:
         for given in map(Path, paths):
             if given.is_dir():
                 folder = given.resolve()
-                found.update(p.resolve() for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file())
+                found.update(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file())
                 found.update(p for matches in self._entry_matches for p in matches if folder in p.parents)
             elif given.is_file():
                 found.add(given.resolve())
@@ -127,10 +128,9 @@ class Linter:
         return sorted(found)
 
     def spec_for(self, path: Path) -> TemplateSpec:
-        """The first `prompts` entry whose glob matches `path` decides its spec."""
-        resolved = path.resolve()
+        """The first `prompts` entry whose glob matches `path` (resolved, as `discover` gives) decides."""
         for entry, matches in zip(self.config.prompts, self._entry_matches):
-            if resolved in matches:
+            if path in matches:
                 return self._spec(entry)
         return TemplateSpec(settings=tuple(sorted(self.config.lint.rules.items())))
 
@@ -338,19 +338,27 @@ def suppressions(source: str) -> tuple[set[str], dict[int, set[str]]]:
     return whole, per_line
 
 
+_TRAILING = re.compile(r"[ \t]+(?=\r?$)", re.MULTILINE)
+# Indentation holding both characters must have a space next to a tab somewhere.
+_MIXED = re.compile(r"^[ \t]*(?: \t|\t )", re.MULTILINE)
+
+
 def whitespace_issues(source: str) -> list[Issue]:
     issues = []
-    lines = source.split("\n")
-    for number, line in enumerate(lines, start=1):
-        line = line.removesuffix("\r")
-        stripped = line.rstrip(" \t")
-        if len(stripped) != len(line):
-            issues.append(Issue("trailing-whitespace", number, "trailing whitespace", column=len(stripped) + 1))
-        indent = line[: len(line) - len(line.lstrip(" \t"))]
-        if " " in indent and "\t" in indent:
-            issues.append(Issue("mixed-indentation", number, "indentation mixes tabs and spaces"))
+    for pattern, rule, message in (
+        (_TRAILING, "trailing-whitespace", "trailing whitespace"),
+        (_MIXED, "mixed-indentation", "indentation mixes tabs and spaces"),
+    ):
+        line, counted = 1, 0
+        for match in pattern.finditer(source):
+            line += source.count("\n", counted, match.start())
+            counted = match.start()
+            line_start = source.rfind("\n", 0, match.start()) + 1
+            column = 1 if rule == "mixed-indentation" else match.start() - line_start + 1
+            issues.append(Issue(rule, line, message, column=column))
     if source and not source.endswith("\n"):
+        last = source.rsplit("\n", 1)[-1]
         issues.append(
-            Issue("missing-final-newline", len(lines), "no newline at end of file", column=len(lines[-1]) + 1)
+            Issue("missing-final-newline", source.count("\n") + 1, "no newline at end of file", column=len(last) + 1)
         )
     return issues
