@@ -100,7 +100,9 @@ def main() -> int:
     print(f"parse only (shared Environment): {parse_s * 1000:8.1f} ms")
     print(f"lint, no cache:                  {lint_s * 1000:8.1f} ms")
     print(f"lint, cold cache (writes it):    {cold_s * 1000:8.1f} ms")
-    print(f"lint, warm cache (unchanged):    {warm_s * 1000:8.1f} ms (median {statistics.median(warm_runs) * 1000:.1f})")
+    print(
+        f"lint, warm cache (unchanged):    {warm_s * 1000:8.1f} ms (median {statistics.median(warm_runs) * 1000:.1f})"
+    )
     ratio = lint_s / parse_s
     speedup = cold_s / warm_s
     print(f"lint / parse ratio:   {ratio:.2f}  (target <= 1.5)  {'PASS' if ratio <= 1.5 else 'FAIL'}")

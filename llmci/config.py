@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from llmci.errors import ConfigError
 from llmci.fsutil import display_path
@@ -91,7 +100,9 @@ class LintConfig(Section):
 
 
 class RegistryConfig(Section):
-    uri: str = Field("file://.llmci/registry", description="file://PATH (relative to llmci.yaml) or s3://bucket/prefix.")
+    uri: str = Field(
+        "file://.llmci/registry", description="file://PATH (relative to llmci.yaml) or s3://bucket/prefix."
+    )
     endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, Ceph, ...).")
 
     @field_validator("uri")

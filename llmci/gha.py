@@ -34,9 +34,7 @@ def escape_property(value: str) -> str:
 
 def command(name: str, message: str = "", **properties: object) -> str:
     """Format one workflow command line: `::name k=v,...::message`."""
-    props = ",".join(
-        f"{key}={escape_property(str(value))}" for key, value in properties.items() if value is not None
-    )
+    props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items() if value is not None)
     return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
 
 
@@ -54,9 +52,7 @@ def annotation(
     """An `::error`/`::warning`/`::notice` line that GitHub pins to a file and line."""
     if level not in ANNOTATION_LEVELS:
         raise ValueError(f"annotation level must be one of {ANNOTATION_LEVELS}, not {level!r}")
-    return command(
-        level, message, file=file, line=line, col=col, endLine=end_line, endColumn=end_column, title=title
-    )
+    return command(level, message, file=file, line=line, col=col, endLine=end_line, endColumn=end_column, title=title)
 
 
 def add_mask(secret: str, out: TextIO | None = None) -> None:

@@ -29,7 +29,9 @@ def test_there_are_files_to_check() -> None:
     assert len(ACTIONS) >= 2 and WORKFLOWS
 
 
-@pytest.mark.parametrize(("schema", "files"), [("vendor.github-actions", ACTIONS), ("vendor.github-workflows", WORKFLOWS)])
+@pytest.mark.parametrize(
+    ("schema", "files"), [("vendor.github-actions", ACTIONS), ("vendor.github-workflows", WORKFLOWS)]
+)
 def test_files_match_githubs_schemas(schema: str, files: list[Path]) -> None:
     proc = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files)], capture_output=True, text=True

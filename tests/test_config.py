@@ -10,7 +10,6 @@ import yaml
 
 from llmci.config import Config, json_schema, load_config, parse_config
 from llmci.errors import ConfigError, ExitCode
-
 from tests.conftest import REPO
 
 
@@ -18,14 +17,27 @@ from tests.conftest import REPO
     ("text", "message"),
     [
         ("promtps: []\n", "llmci.yaml:1: promtps: unknown key; did you mean 'prompts'?"),
-        ("prompts:\n  - path: a\n    untrusted: [q]\n", "llmci.yaml:2: prompts[0]: untrusted names ['q'] are not in variables"),
-        ("lint:\n  rules:\n    undefined-varible: error\n",
-         "llmci.yaml:2: lint.rules: unknown rule 'undefined-varible'; did you mean 'undefined-variable'?"),
-        ("eval:\n  suites:\n    qa:\n      dataset: d.jsonl\n      metrcs: []\n",
-         "llmci.yaml:5: eval.suites.qa.metrcs: unknown key; did you mean 'metrics'?"),
+        (
+            "prompts:\n  - path: a\n    untrusted: [q]\n",
+            "llmci.yaml:2: prompts[0]: untrusted names ['q'] are not in variables",
+        ),
+        (
+            "lint:\n  rules:\n    undefined-varible: error\n",
+            "llmci.yaml:2: lint.rules: unknown rule 'undefined-varible'; did you mean 'undefined-variable'?",
+        ),
+        (
+            "eval:\n  suites:\n    qa:\n      dataset: d.jsonl\n      metrcs: []\n",
+            "llmci.yaml:5: eval.suites.qa.metrcs: unknown key; did you mean 'metrics'?",
+        ),
         ("train:\n  dataset: d.jsonl\n", "llmci.yaml:1: train.base_model: required key is missing"),
-        ("registry:\n  uri: http://bucket\n", "llmci.yaml:2: registry.uri: 'http://bucket' must start with file:// or s3://"),
-        ("prompts:\n  - path: /abs/*.j2\n", "llmci.yaml:2: prompts[0].path: '/abs/*.j2' must be a glob relative to llmci.yaml"),
+        (
+            "registry:\n  uri: http://bucket\n",
+            "llmci.yaml:2: registry.uri: 'http://bucket' must start with file:// or s3://",
+        ),
+        (
+            "prompts:\n  - path: /abs/*.j2\n",
+            "llmci.yaml:2: prompts[0].path: '/abs/*.j2' must be a glob relative to llmci.yaml",
+        ),
         ("prompts: [\n", "llmci.yaml:2:1: invalid YAML: expected the node content, but found '<stream end>'"),
         ("- a\n- b\n", "llmci.yaml:1: the top level must be a mapping of sections, not list"),
     ],

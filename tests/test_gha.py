@@ -33,7 +33,9 @@ def test_escaping_follows_the_runner() -> None:
 
 
 def test_annotation_with_all_properties() -> None:
-    line = gha.annotation("warning", "bad\nthing", file="p/a,b.j2", line=3, col=4, end_line=5, end_column=6, title="T: x")
+    line = gha.annotation(
+        "warning", "bad\nthing", file="p/a,b.j2", line=3, col=4, end_line=5, end_column=6, title="T: x"
+    )
     assert line == "::warning file=p/a%2Cb.j2,line=3,col=4,endLine=5,endColumn=6,title=T%3A x::bad%0Athing"
     with pytest.raises(ValueError):
         gha.annotation("fatal", "x")

@@ -9,17 +9,37 @@ from llmci.errors import ExitCode
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="LLMCI_CONFIG",
-              help="llmci.yaml (default: the nearest one in this folder or a parent).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
-              help="Output format [default: github in GitHub Actions, else text].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="LLMCI_CONFIG",
+    help="llmci.yaml (default: the nearest one in this folder or a parent).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    help="Output format [default: github in GitHub Actions, else text].",
+)
 @click.option("--output", type=click.Path(path_type=Path), help="Write the findings to this file instead of stdout.")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--no-cache", is_flag=True, help="Ignore and do not update the lint cache.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), envvar="LLMCI_CACHE_DIR",
-              help="Cache folder [default: .llmci/cache next to llmci.yaml].")
-def lint(paths: tuple[Path, ...], config_path: Path | None, fmt: str | None, output: Path | None,
-         strict: bool, no_cache: bool, cache_dir: Path | None) -> None:
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    envvar="LLMCI_CACHE_DIR",
+    help="Cache folder [default: .llmci/cache next to llmci.yaml].",
+)
+def lint(
+    paths: tuple[Path, ...],
+    config_path: Path | None,
+    fmt: str | None,
+    output: Path | None,
+    strict: bool,
+    no_cache: bool,
+    cache_dir: Path | None,
+) -> None:
     """Lint prompt templates.
 
     With no PATHS, lints every template the `prompts` entries of llmci.yaml

@@ -176,8 +176,17 @@ def walk(node: nodes.Node) -> list[nodes.Node]:
 
 # -- pass 1: every node on its own ------------------------------------------------------------
 
-_CHECKED = (nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call, nodes.Include, nodes.Import)
-_CHECKED += (nodes.FromImport, nodes.Extends)
+_CHECKED = (
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Filter,
+    nodes.Test,
+    nodes.Call,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Extends,
+)
 
 
 def check_nodes(template: nodes.Template, filters: Iterable[str], tests: Iterable[str]) -> NodeChecks:
@@ -323,14 +332,6 @@ def _target_names(target: nodes.Node) -> Iterator[str]:
     elif isinstance(target, (nodes.Tuple, nodes.List)):
         for item in target.items:
             yield from _target_names(item)
-
-
-def _root_name(node: nodes.Node) -> str | None:
-    while isinstance(node, (nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Call)):
-        if isinstance(node, nodes.Filter) and node.name in ENCODING_FILTERS:
-            return None
-        node = node.node
-    return node.name if isinstance(node, nodes.Name) else None
 
 
 _FENCES = ("```", "~~~")
@@ -542,14 +543,17 @@ class FlowAnalyzer:
         if isinstance(node, nodes.NSRef):
             self.load(node, flow)
             return
-        if isinstance(node, (nodes.Test, nodes.Filter)) and isinstance(node.node, nodes.Name):
+        if (
+            isinstance(node, (nodes.Test, nodes.Filter))
+            and isinstance(node.node, nodes.Name)
+            and node.name in ("defined", "undefined", "default", "d")
+        ):
             # `x is defined` and `x | default(...)` read x knowing it may be missing.
-            if node.name in ("defined", "undefined", "default", "d"):
-                if node.node.name in self.inputs:
-                    self.used.add(node.node.name)
-                for child in (*node.args, *node.kwargs):
-                    self.expr(child, flow)
-                return
+            if node.node.name in self.inputs:
+                self.used.add(node.node.name)
+            for child in (*node.args, *node.kwargs):
+                self.expr(child, flow)
+            return
         if isinstance(node, nodes.CondExpr):
             self.expr(node.test, flow)
             when_true, when_false = _guards(node.test)
@@ -630,9 +634,7 @@ class FlowAnalyzer:
 
     @staticmethod
     def _is_noreturn(node: nodes.Node) -> bool:
-        return (
-            isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name in NORETURN_CALLS
-        )
+        return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name in NORETURN_CALLS
 
 
 def _static_run(pieces: Iterable[str | nodes.Expr]) -> Iterator[str]:

@@ -11,6 +11,7 @@ dropped when it saves, so the file never grows without bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +62,6 @@ class LintCache:
         if not self._dirty and self._new.keys() == self._old.keys():
             return  # nothing new and nothing to prune: skip the write
         payload = {"fingerprint": self.fingerprint, "entries": self._new}
-        try:
+        # A read-only checkout still lints; it only loses the speed-up.
+        with contextlib.suppress(OSError):
             atomic_write_text(self.path, json.dumps(payload, separators=(",", ":")))
-        except OSError:
-            pass  # a read-only checkout still lints; it only loses the speed-up

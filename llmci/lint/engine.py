@@ -99,6 +99,7 @@ class Linter:
         self.root = loaded.root.resolve()
         self.search_path = [str((self.root / folder).resolve()) for folder in self.config.lint.search_path]
         self.cache = LintCache(cache_dir, self._engine_fingerprint()) if cache_dir else None
+        self._environments: dict[TemplateKind, jinja2.Environment] = {}
 
     # -- which templates, with which spec -------------------------------------------------
 
@@ -111,9 +112,7 @@ class Linter:
         """The template files to lint: the given files and folders, or every `prompts` entry's matches."""
         if not paths:
             if not self.config.prompts:
-                raise UsageError(
-                    "nothing to lint", hint="give template paths, or declare `prompts` in llmci.yaml"
-                )
+                raise UsageError("nothing to lint", hint="give template paths, or declare `prompts` in llmci.yaml")
             return sorted(set().union(*self._entry_matches))
         found: set[Path] = set()
         for given in map(Path, paths):
@@ -129,7 +128,7 @@ class Linter:
 
     def spec_for(self, path: Path) -> TemplateSpec:
         """The first `prompts` entry whose glob matches `path` (resolved, as `discover` gives) decides."""
-        for entry, matches in zip(self.config.prompts, self._entry_matches):
+        for entry, matches in zip(self.config.prompts, self._entry_matches, strict=True):
             if path in matches:
                 return self._spec(entry)
         return TemplateSpec(settings=tuple(sorted(self.config.lint.rules.items())))
@@ -221,11 +220,10 @@ class Linter:
         return issues
 
     def _environment(self, kind: TemplateKind) -> jinja2.Environment:
-        envs = self.__dict__.setdefault("_envs", {})
-        if kind not in envs:
+        if kind not in self._environments:
             lint = self.config.lint
-            envs[kind] = make_environment(kind, filters=lint.filters, tests=lint.tests)
-        return envs[kind]
+            self._environments[kind] = make_environment(kind, filters=lint.filters, tests=lint.tests)
+        return self._environments[kind]
 
     def _engine_fingerprint(self) -> str:
         """Changes whenever the linter's code, Jinja or the config's lint section change."""
@@ -264,9 +262,7 @@ class _Findings:
             severity = self.severity(issue.rule, issue.line)
             if severity is not None:
                 column = issue.column or self.source.column(issue.line, issue.needle, issue.occurrence)
-                result.findings.append(
-                    Finding(self.display, issue.line, column, issue.rule, severity, issue.message)
-                )
+                result.findings.append(Finding(self.display, issue.line, column, issue.rule, severity, issue.message))
         for ref in refs:
             severity = self.severity("missing-template", ref.line)
             if severity is not None:

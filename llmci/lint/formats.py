@@ -99,14 +99,11 @@ def summary_markdown(report: LintReport) -> str:
     if shown:
         lines += ["| Location | Severity | Rule | Message |", "| --- | --- | --- | --- |"]
         lines += [
-            f"| `{f.path}:{f.line}:{f.column}` | {f.severity.value} | `{f.rule}` | {_cell(f.message)} |"
-            for f in shown
+            f"| `{f.path}:{f.line}:{f.column}` | {f.severity.value} | `{f.rule}` | {_cell(f.message)} |" for f in shown
         ]
     return "\n".join(lines) + "\n"
 
 
 def _cell(text: str) -> str:
     """Text safe in a Markdown table cell: no pipes, no HTML, no line breaks."""
-    return (
-        text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-    )
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from llmci.config import load_config
 from llmci.lint.engine import Linter
-
 from tests.conftest import write_tree
 
 CONFIG = "prompts:\n  - path: 'p/*.j2'\n    variables: [x]\n"

@@ -14,7 +14,6 @@ from llmci.config import load_config
 from llmci.lint.engine import Linter
 from llmci.lint.rules import Severity
 from llmci.templating import make_environment
-
 from tests.conftest import CORPORA
 
 CORPUS = CORPORA / "prompt-templates"

@@ -8,12 +8,16 @@ import pytest
 
 from llmci.config import LoadedConfig, parse_config
 from llmci.lint.engine import Finding, Linter
-
 from tests.conftest import write_tree
 
 
-def lint(tmp_path: Path, template: str, entry: str = "variables: []", extra_files: dict[str, str] | None = None,
-         lint_section: str = "") -> list[Finding]:
+def lint(
+    tmp_path: Path,
+    template: str,
+    entry: str = "variables: []",
+    extra_files: dict[str, str] | None = None,
+    lint_section: str = "",
+) -> list[Finding]:
     """Lint one template `t.j2` declared with the given prompts entry (YAML flow-mapping body)."""
     body = entry[1:-1] if entry.startswith("{") else entry
     config_text = f"prompts:\n  - {{path: t.j2, {body}}}\n{lint_section}"
@@ -74,25 +78,48 @@ QUIET = [
     ("syntax-error", "{% for x in xs %}{% if x %}{% break %}{% endif %}{% endfor %}\n", "variables: [xs]"),
     ("undefined-variable", "{% if a %}{% set x = 1 %}{% else %}{% set x = 2 %}{% endif %}{{ x }}\n", "variables: [a]"),
     ("undefined-variable", "{% for k, v in d.items() %}{{ k }}{{ v }}{{ loop.index }}{% endfor %}\n", "variables: [d]"),
-    ("undefined-variable", "{% macro m(p, q=1) %}{{ p }}{{ q }}{{ varargs }}{% endmacro %}{{ m(1) }}\n", "variables: []"),
-    ("undefined-variable", "{% macro m() %}{{ caller(1) }}{% endmacro %}{% call(v) m() %}{{ v }}{% endcall %}\n",
-     "variables: []"),
+    (
+        "undefined-variable",
+        "{% macro m(p, q=1) %}{{ p }}{{ q }}{{ varargs }}{% endmacro %}{{ m(1) }}\n",
+        "variables: []",
+    ),
+    (
+        "undefined-variable",
+        "{% macro m() %}{{ caller(1) }}{% endmacro %}{% call(v) m() %}{{ v }}{% endcall %}\n",
+        "variables: []",
+    ),
     ("undefined-variable", "{% with y = 1, z = 2 %}{{ y }}{{ z }}{% endwith %}\n", "variables: []"),
-    ("undefined-variable", "{% set ns = namespace(f=false) %}{% for x in xs %}{% set ns.f = true %}{% endfor %}"
-     "{{ ns.f }}\n", "variables: [xs]"),
+    (
+        "undefined-variable",
+        "{% set ns = namespace(f=false) %}{% for x in xs %}{% set ns.f = true %}{% endfor %}{{ ns.f }}\n",
+        "variables: [xs]",
+    ),
     ("undefined-variable", "{% set t %}x{% endset %}{{ t }}{{ range(3) | list }}{{ dict(a=1) }}\n", "variables: []"),
     ("undefined-variable", "{% if opt is defined %}{{ opt }}{% endif %}{{ who | default('you') }}\n", "variables: []"),
     ("undefined-variable", "{{ x if x is defined else 'none' }}\n", "variables: []"),
-    ("possibly-undefined", "{% if a %}{% set x = 1 %}{% else %}{{ raise_exception('no') }}{% endif %}{{ x }}\n",
-     "{kind: chat-template}"),
-    ("possibly-undefined", "{% for v in xs %}{% if v %}{% set y = v %}{% else %}{% continue %}{% endif %}{{ y }}"
-     "{% endfor %}\n", "variables: [xs]"),
-    ("possibly-undefined", "{% if a %}{% set x = 1 %}{% elif b %}{% set x = 2 %}{% else %}{% set x = 3 %}{% endif %}"
-     "{{ x }}\n", "variables: [a, b]"),
+    (
+        "possibly-undefined",
+        "{% if a %}{% set x = 1 %}{% else %}{{ raise_exception('no') }}{% endif %}{{ x }}\n",
+        "{kind: chat-template}",
+    ),
+    (
+        "possibly-undefined",
+        "{% for v in xs %}{% if v %}{% set y = v %}{% else %}{% continue %}{% endif %}{{ y }}{% endfor %}\n",
+        "variables: [xs]",
+    ),
+    (
+        "possibly-undefined",
+        "{% if a %}{% set x = 1 %}{% elif b %}{% set x = 2 %}{% else %}{% set x = 3 %}{% endif %}{{ x }}\n",
+        "variables: [a, b]",
+    ),
     ("unused-input", "{% if flag is defined %}on{% endif %}{{ name | default('x') }}\n", "variables: [flag, name]"),
     ("unused-input", "{{ messages[0].content }}\n", "{kind: chat-template}"),
-    ("unsafe-access", "{{ user.name }} {{ d['key'] }} {{ xs | map(attribute='title') | join }} "
-     "{{ '{0.title}'.format(user) }} {{ x | attr('title') }}\n", "variables: [user, d, xs, x]"),
+    (
+        "unsafe-access",
+        "{{ user.name }} {{ d['key'] }} {{ xs | map(attribute='title') | join }} "
+        "{{ '{0.title}'.format(user) }} {{ x | attr('title') }}\n",
+        "variables: [user, d, xs, x]",
+    ),
     ("unknown-filter", "{{ x | trim | upper | tojson }}\n", "variables: [x]"),
     ("unknown-test", "{% if x is defined and x is string and x is not none %}y{% endif %}\n", "variables: [x]"),
     ("missing-template", '{% include "header.j2" %}{% include "maybe.j2" ignore missing %}\n', "variables: []"),
@@ -100,7 +127,7 @@ QUIET = [
     ("token-budget", "word " * 50 + "{{ x }}\n", "{variables: [x], max_tokens: 100}"),
     (
         "undelimited-untrusted",
-        "<question>\n{{ q }}\n</question>\n```\n{{ q }}\n```\n\"{{ q }}\" {{ q | tojson }} {{ other }}\n",
+        '<question>\n{{ q }}\n</question>\n```\n{{ q }}\n```\n"{{ q }}" {{ q | tojson }} {{ other }}\n',
         "{variables: [q, other], untrusted: [q]}",
     ),
     ("trailing-whitespace", "Hello {{ x }}\nbye\n", "variables: [x]"),
@@ -109,7 +136,9 @@ QUIET = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "template", "entry", "expected"), FIRES, ids=[f"{r[0]}-{i}" for i, r in enumerate(FIRES)])
+@pytest.mark.parametrize(
+    ("rule", "template", "entry", "expected"), FIRES, ids=[f"{r[0]}-{i}" for i, r in enumerate(FIRES)]
+)
 def test_rule_fires_where_expected(tmp_path: Path, rule: str, template: str, entry: str, expected: list) -> None:
     findings = lint(tmp_path, template, entry)
     assert sorted(where(findings, rule)) == sorted(expected), findings
@@ -139,7 +168,9 @@ def test_finding_text_names_the_problem(tmp_path: Path) -> None:
 def test_template_injection_payload_is_reported_and_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     payload = (
-        "{{ self._TemplateReference__context.cycler.__init__.__globals__.os.popen('touch " + str(marker) + "').read() }}\n"
+        "{{ self._TemplateReference__context.cycler.__init__.__globals__.os.popen('touch "
+        + str(marker)
+        + "').read() }}\n"
         "{{ lipsum.__globals__['os'].system('touch " + str(marker) + "') }}\n"
     )
     findings = lint(tmp_path, payload, "variables: []")
@@ -180,7 +211,9 @@ def test_file_suppression(tmp_path: Path) -> None:
 
 
 def test_undeclared_template_gets_syntax_and_safety_only(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"free.j2": "{{ anything }}  \n{{ x.__class__ }}\n{{ x | nope }}", "llmci.yaml": "prompts: []\n"})
+    write_tree(
+        tmp_path, {"free.j2": "{{ anything }}  \n{{ x.__class__ }}\n{{ x | nope }}", "llmci.yaml": "prompts: []\n"}
+    )
     loaded = LoadedConfig(parse_config("prompts: []\n"), tmp_path / "llmci.yaml")
     findings = Linter(loaded).lint([tmp_path / "free.j2"]).findings
     assert [f.rule for f in findings] == ["unsafe-access", "unknown-filter"]
