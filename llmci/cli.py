@@ -19,6 +19,7 @@ from llmci.errors import ExitCode, LlmciError
 COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("llmci.commands.lint:lint", "Lint prompt templates (Jinja2): inputs, safety, budgets."),
     "config": ("llmci.commands.config:config", "Check llmci.yaml or print its JSON Schema."),
+    "registry": ("llmci.commands.registry:registry", "Model versions, approvals and stages (file:// or s3://)."),
 }
 
 
@@ -42,7 +43,8 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """LLMOps for GitHub Actions: lint prompts, fine-tune, evaluate, compare, report, deploy, monitor.
 
-    Exit codes: 0 ok, 1 check failed, 2 usage or config error, 70 internal error.
+    Exit codes: 0 ok, 1 check failed, 2 usage or config error, 4 not found, 5 conflict,
+    6 integrity, 7 storage, 70 internal error.
     """
 
 

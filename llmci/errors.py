@@ -19,6 +19,14 @@ class ExitCode(IntEnum):
     FAILED = 1
     #: Bad command line, bad llmci.yaml, or an input file that cannot be read.
     USAGE = 2
+    #: A registry name, version, stage or bucket that does not exist.
+    NOT_FOUND = 4
+    #: Someone else changed the same thing at the same time (a lost compare-and-swap): re-run.
+    CONFLICT = 5
+    #: Stored bytes do not match their recorded sha256 (corrupted or missing object).
+    INTEGRITY = 6
+    #: The storage backend failed: credentials, permissions, network, or 5xx after retries.
+    STORAGE = 7
     #: A bug in llmci: the traceback is printed; please report it.
     INTERNAL = 70
 
@@ -47,3 +55,27 @@ class ConfigError(LlmciError):
 
 class InputError(LlmciError):
     """An input file named by the user cannot be read."""
+
+
+class NotFoundError(LlmciError):
+    """A registry name, version, stage or bucket that does not exist."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
+class ConflictError(LlmciError):
+    """A concurrent writer won a compare-and-swap; nothing of ours was written."""
+
+    exit_code = ExitCode.CONFLICT
+
+
+class IntegrityError(LlmciError):
+    """Bytes read back do not match the sha256 recorded for them."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class StorageError(LlmciError):
+    """The storage backend could not be used (credentials, permissions, network, 5xx)."""
+
+    exit_code = ExitCode.STORAGE
