@@ -58,8 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         code = ExitCode.USAGE
-    except click.ClickException as exc:  # bad options and arguments
-        exc.show()
+    except click.UsageError as exc:  # bad options and arguments: one line too, with where to look
+        where = exc.ctx.command_path if exc.ctx else "llmci"
+        _report(f"{where}: {exc.format_message()}; see '{where} --help'")
+        code = ExitCode.USAGE
+    except click.ClickException as exc:
+        _report(exc.format_message())
         code = ExitCode.USAGE
     except click.exceptions.Exit as exc:
         code = exc.exit_code

@@ -57,7 +57,12 @@ def test_exit_2_on_config_error_naming_file_line_and_key(project) -> None:
 
 def test_exit_2_on_bad_usage(project) -> None:
     root = make(project, CLEAN)
-    assert run_llmci("lint", "--format", "xml", cwd=root).code == 2
+    bad = run_llmci("lint", "--format", "xml", cwd=root)
+    assert bad.code == 2
+    assert bad.stderr == (
+        "llmci: error: llmci lint: Invalid value for '--format': 'xml' is not one of 'text', 'json', 'sarif', "
+        "'github'.; see 'llmci lint --help'\n"
+    )
     missing = run_llmci("lint", "nope.j2", cwd=root)
     assert missing.code == 2 and "nope.j2: no such file or folder" in missing.stderr
     empty = project({"sub/x.txt": ""}) / "sub"

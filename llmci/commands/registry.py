@@ -142,7 +142,7 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
         return
     stages = reg.stages_of(name)
     rows = []
-    for version in reg.versions(name) or [reg.resolve(f"{name}@latest").version]:
+    for version in reg.versions(name, must_exist=True):
         manifest = reg.manifest(name, version)
         rows.append(
             {

@@ -138,9 +138,12 @@ class Registry:
     def names(self) -> list[str]:
         return [name for name in self.store.children("") if not name.startswith("_")]
 
-    def versions(self, name: str) -> list[int]:
+    def versions(self, name: str, *, must_exist: bool = False) -> list[int]:
         entries = self.store.children(f"{check_name(name)}/versions")
-        return sorted(int(entry[:-5]) for entry in entries if entry.endswith(".json") and entry[:-5].isdigit())
+        found = sorted(int(entry[:-5]) for entry in entries if entry.endswith(".json") and entry[:-5].isdigit())
+        if must_exist and not found:
+            raise self._unknown(name)
+        return found
 
     def manifest(self, name: str, version: int) -> Manifest:
         try:
@@ -168,10 +171,7 @@ class Registry:
                     hint=f"promote one: llmci registry promote {ref.name}@VERSION --stage {ref.stage}",
                 )
             return self.manifest(ref.name, pointer.version)
-        versions = self.versions(ref.name)
-        if not versions:
-            raise self._unknown(ref.name)
-        return self.manifest(ref.name, versions[-1])
+        return self.manifest(ref.name, self.versions(ref.name, must_exist=True)[-1])
 
     def status(self, name: str, version: int) -> StatusRecord:
         record, _ = self._read_status(name, version)
@@ -362,6 +362,7 @@ class Registry:
                         raise IntegrityError(f"{manifest.ref}: {entry.path} is missing from the registry") from None
                     _verify(target, entry, manifest)
             (staging / PULLED_MANIFEST).write_bytes(manifest.to_json())
+            staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
             if dest.exists():
                 dest.rmdir()
             os.rename(staging, dest)
@@ -386,6 +387,12 @@ class Registry:
 
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=what, file=sys.stderr) as bar:
             yield bar.update
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _dump(record: StatusRecord | StagePointer) -> bytes:

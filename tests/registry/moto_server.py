@@ -7,6 +7,7 @@ writes in two steps. Prints the port, then serves until killed.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 
@@ -25,6 +26,7 @@ class Serialized:
 
 
 def main() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     server = make_server("127.0.0.1", 0, Serialized(DomainDispatcherApplication(create_backend_app)), threaded=True)
     print(server.server_address[1], flush=True)
     sys.stdout.close()
