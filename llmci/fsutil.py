@@ -1,30 +1,42 @@
-"""File writes that are never seen half-done."""
+"""File writes that are never seen half-done, and paths as users read them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a part.
+@contextlib.contextmanager
+def synced_temporary(target: Path, data: bytes) -> Iterator[str]:
+    """A finished, fsynced temporary file beside `target` (same filesystem), removed afterwards.
 
-    The data goes to a temporary file in the same folder (same filesystem), is
-    flushed to disk, then renamed over the target.
+    The caller moves it into place: `os.replace` to overwrite, `os.link` to
+    create only if absent. Either way readers never see a partial file.
     """
-    target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
+        yield tmp
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` so readers see the old file or the new one, never a part."""
+    target = Path(path)
+    with synced_temporary(target, data) as tmp:
+        os.replace(tmp, target)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def display_path(path: str | os.PathLike[str]) -> str:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from llmci.commands import config_option
+
 
 @click.group()
 def config() -> None:
@@ -12,13 +14,7 @@ def config() -> None:
 
 
 @config.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    envvar="LLMCI_CONFIG",
-    help="llmci.yaml to check (default: the nearest one in this folder or a parent).",
-)
+@config_option
 def check(config_path: Path | None) -> None:
     """Validate llmci.yaml; exit 2 with file:line and key on the first problem."""
     from llmci.config import load_config

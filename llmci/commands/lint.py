@@ -4,18 +4,13 @@ from pathlib import Path
 
 import click
 
+from llmci.commands import config_option
 from llmci.errors import ExitCode
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    envvar="LLMCI_CONFIG",
-    help="llmci.yaml (default: the nearest one in this folder or a parent).",
-)
+@config_option
 @click.option(
     "--format",
     "fmt",

@@ -6,18 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from llmci.commands import config_option
+
 if TYPE_CHECKING:
     from llmci.registry import Registry
 
 
 @click.group()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    envvar="LLMCI_CONFIG",
-    help="llmci.yaml (default: the nearest one in this folder or a parent).",
-)
+@config_option
 @click.option(
     "--registry",
     "uri",

@@ -14,18 +14,18 @@ Two implementations behave the same: `FileStore` (a folder) and `S3Store`
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
 from llmci.errors import NotFoundError, UsageError
+from llmci.fsutil import atomic_write_bytes, synced_temporary
 
 #: Called with the number of bytes moved since the last call.
 Progress = Callable[[int], None]
@@ -109,7 +109,7 @@ class FileStore:
 
     def create(self, key: str, data: bytes) -> str:
         target = self._path(key)
-        with self._temporary(target, data) as tmp:
+        with synced_temporary(target, data) as tmp:
             try:
                 os.link(tmp, target)  # atomic, and fails if the name exists
             except FileExistsError:
@@ -127,14 +127,12 @@ class FileStore:
                 raise PreconditionFailed(key) from None
             if current != etag:
                 raise PreconditionFailed(key)
-            with self._temporary(target, data) as tmp:
+            with synced_temporary(target, data) as tmp:
                 os.replace(tmp, target)
         return _etag(data)
 
     def put(self, key: str, data: bytes) -> None:
-        target = self._path(key)
-        with self._temporary(target, data) as tmp:
-            os.replace(tmp, target)
+        atomic_write_bytes(self._path(key), data)
 
     def children(self, prefix: str) -> list[str]:
         folder = self._path(prefix) if prefix else self.root
@@ -164,20 +162,6 @@ class FileStore:
             raise ObjectNotFound(f"{self.uri}/{key}: not found") from None
         with source, open(path, "wb") as out:
             _copy(source, out, progress)
-
-    @contextlib.contextmanager
-    def _temporary(self, target: Path, data: bytes) -> Iterator[str]:
-        """A finished, synced temporary file beside `target`, removed afterwards."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            yield tmp
-        finally:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _copy(source, out, progress: Progress | None) -> None:
