@@ -117,7 +117,9 @@ def test_config_check_and_schema(project) -> None:
     assert schema["title"] == "llmci.yaml" and "prompts" in schema["properties"]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["lint", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["lint", "--help"], ["registry", "--help"], ["registry", "publish", "--help"]]
+)
 def test_help_imports_no_heavy_library(argv: list[str]) -> None:
     """`llmci --help` must start as fast as click: none of the heavy libraries may load."""
     proc = subprocess.run(
