@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("llmci.commands.lint:lint", "Lint prompt templates (Jinja2): inputs, safety, budgets."),
     "config": ("llmci.commands.config:config", "Check llmci.yaml or print its JSON Schema."),
     "registry": ("llmci.commands.registry:registry", "Model versions, approvals and stages (file:// or s3://)."),
+    "train": ("llmci.commands.train:train", "Fine-tune on Ray Train (embedded or a cluster); publish a candidate."),
 }
 
 

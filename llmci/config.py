@@ -114,19 +114,49 @@ class RegistryConfig(Section):
 
 
 class ScalingConfig(Section):
-    num_workers: PositiveInt = 1
-    use_gpu: bool = False
-    resources_per_worker: dict[str, float] = Field(default_factory=dict)
+    num_workers: PositiveInt = Field(1, description="Ray Train workers (one process each).")
+    use_gpu: bool = Field(False, description="One GPU per worker.")
+    resources_per_worker: dict[str, float] = Field(default_factory=dict, description='e.g. {"CPU": 2}.')
+
+
+class Hyperparameters(Section):
+    epochs: PositiveInt = 3
+    batch_size: PositiveInt = 8
+    learning_rate: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_steps: PositiveInt | None = Field(None, description="Stop after this many steps (default: all epochs).")
+    max_length: PositiveInt = Field(512, description="Tokens per example; longer examples are cut from the left.")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for eval loss when no eval_dataset.")
+    seed: int = 0
+
+
+class LoraConfig(Section):
+    r: PositiveInt = 8
+    alpha: PositiveInt = 16
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="Default: peft's choice for the architecture.")
+    merge: bool = Field(True, description="Publish merged full weights; false: the adapter with its base reference.")
+
+
+class CheckpointSettings(Section):
+    num_to_keep: PositiveInt = 2
+    every_steps: PositiveInt | None = Field(None, description="Also checkpoint every N steps (always at epoch end).")
 
 
 class TrainConfig(Section):
+    name: str = Field(description="Registry name the fine-tuned model is published as.")
     base_model: str = Field(description="A local folder, registry:NAME@VERSION|NAME@STAGE, or a hub id.")
-    dataset: str = Field(description="JSONL of prompt/completion pairs or chat messages, relative to llmci.yaml.")
-    prompt: str | None = Field(None, description="Template to render each example through.")
+    dataset: str = Field(description="JSONL of prompt/completion pairs, vars/completion, or chat messages.")
+    eval_dataset: str | None = Field(None, description="JSONL for eval loss (default: hold out eval_fraction).")
+    prompt: str | None = Field(None, description="Template (relative to llmci.yaml) rendering each example's vars.")
     method: Literal["full", "lora"] = "full"
-    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
-    max_failures: int = Field(0, ge=0)
+    checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    max_failures: int = Field(0, ge=0, description="Worker failures to recover from (resuming from a checkpoint).")
+    log_every_steps: PositiveInt = Field(10, description="Report step losses to Ray Train every N steps.")
+    storage: str = Field(".llmci/ray", description="Ray Train storage for checkpoints (local path or s3://).")
 
 
 class MetricConfig(Section):

@@ -29,7 +29,7 @@ from tests.conftest import REPO
             "eval:\n  suites:\n    qa:\n      dataset: d.jsonl\n      metrcs: []\n",
             "llmci.yaml:5: eval.suites.qa.metrcs: unknown key; did you mean 'metrics'?",
         ),
-        ("train:\n  dataset: d.jsonl\n", "llmci.yaml:1: train.base_model: required key is missing"),
+        ("train:\n  name: qa\n  dataset: d.jsonl\n", "llmci.yaml:1: train.base_model: required key is missing"),
         (
             "registry:\n  uri: http://bucket\n",
             "llmci.yaml:2: registry.uri: 'http://bucket' must start with file:// or s3://",
