@@ -56,8 +56,8 @@ def annotation(
 
 
 def add_mask(secret: str, out: TextIO | None = None) -> None:
-    """Tell the runner to replace `secret` with *** in every later log line."""
-    if secret:
+    """In Actions, tell the runner to replace `secret` with *** in every later log line."""
+    if secret and in_actions():
         print(command("add-mask", secret), file=out or sys.stdout, flush=True)
 
 

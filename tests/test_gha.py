@@ -63,9 +63,10 @@ def test_summary_appends(tmp_path: Path) -> None:
 
 def test_mask_and_group(monkeypatch: pytest.MonkeyPatch) -> None:
     stream = io.StringIO()
+    gha.add_mask("outside-actions", out=stream)  # outside Actions nobody reads it: print nothing
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     gha.add_mask("s3cr%t\nx", out=stream)
     gha.add_mask("", out=stream)  # nothing to mask: no command
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     with gha.group("Install", out=stream):
         print("inside", file=stream)
     assert stream.getvalue() == "::add-mask::s3cr%25t%0Ax\n::group::Install\ninside\n::endgroup::\n"

@@ -18,8 +18,14 @@ from llmci.commands import config_option
 @click.option("--out", type=click.Path(path_type=Path), help="Write the run manifest (JSON) here.")
 @click.option("--dry-run", is_flag=True, help="Validate config, base model and dataset; print the plan; run nothing.")
 @click.option("--registry", "registry_uri", envvar="LLMCI_REGISTRY", help="Registry URI [default: registry.uri].")
+@click.option("--manifest-to-log", is_flag=True, hidden=True, help="Inside a Ray job: end the log with the manifest.")
 def train(
-    config_path: Path | None, address: str | None, out: Path | None, dry_run: bool, registry_uri: str | None
+    config_path: Path | None,
+    address: str | None,
+    out: Path | None,
+    dry_run: bool,
+    registry_uri: str | None,
+    manifest_to_log: bool,
 ) -> None:
     """Fine-tune the base model on Ray Train and publish it to the registry as a candidate.
 
@@ -44,6 +50,11 @@ def train(
         from llmci.train.runner import publish_run, run_training
 
         manifest = publish_run(run_training(plan, address=address), registry).manifest
+    if manifest_to_log:
+        from llmci.train.jobs import MANIFEST_MARKER
+
+        click.echo(MANIFEST_MARKER + json.dumps(manifest))
+        return
     _finish(manifest, out)
 
 

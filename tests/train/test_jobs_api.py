@@ -1,0 +1,108 @@
+"""The Ray Jobs API path against a real Ray head started here (`ray start --head`, token auth on)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_llmci
+
+pytestmark = pytest.mark.slow
+
+
+def submission_ids(address: str, env: dict[str, str]) -> list[str]:
+    """The cluster's job submission ids, asked in a fresh process (Ray reads its auth settings at import)."""
+    code = (
+        "import json, sys\n"
+        "from ray.job_submission import JobSubmissionClient\n"
+        "print(json.dumps([j.submission_id for j in JobSubmissionClient(sys.argv[1]).list_jobs()]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, address], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-500:])
+    return json.loads(proc.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A local Ray head with the dashboard (Jobs API) on a free port; stopped afterwards."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env.pop("RAY_ADDRESS", None)
+    # The cluster's `python` is this environment, as a cluster image would have llmci's dependencies.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    dashboard = free_port()
+    ray = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [
+            str(ray),
+            "start",
+            "--head",
+            f"--port={free_port()}",
+            f"--dashboard-port={dashboard}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        cwd=tmp_path_factory.mktemp("head"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": env["RAY_AUTH_TOKEN"]}
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                submission_ids(address, auth)
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline or head.poll() is not None:
+                    raise
+                time.sleep(1)
+        yield address, auth
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # --block stops the head's processes on SIGTERM
+        head.wait(timeout=60)
+
+
+def test_train_through_the_jobs_api_and_attach_on_rerun(ray_head, train_project) -> None:
+    address, env = ray_head
+    root = train_project()
+    first = run_llmci("train", "--address", address, "--out", "run.json", cwd=root, env=env)
+    assert first.code == 0, first.stderr[-3000:]
+    assert first.stdout == "ticket-router@1\n"
+    assert "submitted Ray job llmci-train-ticket-router-" in first.stderr
+    manifest = json.loads((root / "run.json").read_text())
+    assert manifest["ref"] == "ticket-router@1" and manifest["steps"] == 6
+    assert manifest["ray"]["submission_id"].startswith("llmci-train-ticket-router-")
+    assert (root / ".llmci" / "registry" / "ticket-router" / "versions" / "1.json").exists()
+    assert env["RAY_AUTH_TOKEN"] not in first.stdout + first.stderr
+
+    again = run_llmci("train", "--address", address, cwd=root, env=env)  # a re-run of the same workflow
+    assert again.code == 0, again.stderr[-3000:]
+    assert again.stdout == "ticket-router@1\n"
+    assert f"attached to Ray job {manifest['ray']['submission_id']} (succeeded)" in again.stderr
+    assert [i for i in submission_ids(address, env) if i.startswith("llmci-train-")] == [
+        manifest["ray"]["submission_id"]
+    ]
