@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            record = {"step": step, "epoch": epoch + 1, "loss": float(loss.detach())}
+            record = {"step": step, "epoch": epoch + 1, "loss": float(loss.detach()), "time": time.time()}
             history.append(record)
             step_losses.append(record["loss"])
             epoch_end = step % per_epoch == 0 or step == total

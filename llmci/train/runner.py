@@ -223,7 +223,8 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     if address is None and not os.environ.get("RAY_ADDRESS"):
-        ray.init(num_cpus=num_cpus, include_dashboard=False, configure_logging=False)
+        # "local": always a new embedded instance, never a stray cluster this machine once ran.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, configure_logging=False)
     else:  # ray:// (Ray Client), or the cluster a Ray job runs in (RAY_ADDRESS)
         ray.init(address=address)
 
