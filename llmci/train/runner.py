@@ -20,7 +20,7 @@ from typing import Any
 from llmci.config import LoadedConfig, TrainConfig
 from llmci.errors import ConfigError, InputError, LlmciError
 from llmci.fsutil import display_path
-from llmci.registry import Registry
+from llmci.registry import Registry, default_actor
 from llmci.registry.manifest import Lineage, lineage_from_environment
 from llmci.registry.registry import parse_ref
 from llmci.train.dataset import Dataset, Example, load_dataset
@@ -333,7 +333,7 @@ def publish_run(run: RunResult, registry: Registry) -> RunResult:
     metrics = {"train_loss": run.final_loss, "steps": float(plan.total_steps), "train_seconds": round(run.train_s, 3)}
     if run.eval_loss is not None:
         metrics["eval_loss"] = run.eval_loss
-    result = registry.publish(run.model_dir, config.name, metrics=metrics, lineage=lineage)
+    result = registry.publish(run.model_dir, config.name, metrics=metrics, lineage=lineage, created_by=default_actor())
     manifest = result.manifest
     run.manifest = {
         "model": manifest.name,

@@ -89,17 +89,31 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
 def test_train_through_the_jobs_api_and_attach_on_rerun(ray_head, train_project) -> None:
     address, env = ray_head
     root = train_project()
-    first = run_llmci("train", "--address", address, "--out", "run.json", cwd=root, env=env)
+    actions = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(root / "outputs"),
+        "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
+    }
+    first = run_llmci("train", "--address", address, "--out", "run.json", cwd=root, env={**env, **actions})
     assert first.code == 0, first.stderr[-3000:]
-    assert first.stdout == "ticket-router@1\n"
+    assert first.stdout.splitlines()[-1] == "ticket-router@1"
+    outputs = (root / "outputs").read_text()
+    assert "model<<" in outputs and "\nticket-router\n" in outputs and "version<<" in outputs and "\n1\n" in outputs
+    summary = (root / "summary.md").read_text()
+    assert summary.startswith("### :rocket: llmci train: published `ticket-router@1` (candidate)")
+    assert "xychart-beta" in summary and "run.loss.png" in summary
+    assert (root / "run.loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "submitted Ray job llmci-train-ticket-router-" in first.stderr
     manifest = json.loads((root / "run.json").read_text())
     assert manifest["ref"] == "ticket-router@1" and manifest["steps"] == 6
     assert manifest["ray"]["submission_id"].startswith("llmci-train-ticket-router-")
     assert (root / ".llmci" / "registry" / "ticket-router" / "versions" / "1.json").exists()
-    assert env["RAY_AUTH_TOKEN"] not in first.stdout + first.stderr
+    # In Actions the token is masked first (::add-mask::), so the runner hides it in every later line.
+    assert first.stdout.startswith(f"::add-mask::{env['RAY_AUTH_TOKEN']}\n")
+    assert env["RAY_AUTH_TOKEN"] not in first.stdout.split("\n", 1)[1] + first.stderr
 
     again = run_llmci("train", "--address", address, cwd=root, env=env)  # a re-run of the same workflow
+    assert env["RAY_AUTH_TOKEN"] not in again.stdout + again.stderr
     assert again.code == 0, again.stderr[-3000:]
     assert again.stdout == "ticket-router@1\n"
     assert f"attached to Ray job {manifest['ray']['submission_id']} (succeeded)" in again.stderr
