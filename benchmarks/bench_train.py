@@ -24,34 +24,24 @@ STEPS = 60
 
 
 def plain_loop(plan) -> list[float]:
-    """The same training, without Ray: returns each step's end time."""
+    """The same training without Ray (the worker's own step and data order): each step's end time."""
     import torch
-    from torch.utils.data import DataLoader, DistributedSampler
 
-    from llmci.train.loop import collate, load_model
+    from llmci.train.loop import load_model, make_loader, make_optimizer, train_step
 
     torch.set_num_threads(1)
     cfg = plan.loop_config()
     model = load_model(cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
-    data = cfg["train"]
-    sampler = DistributedSampler(range(len(data)), num_replicas=1, rank=0, shuffle=True, seed=cfg["seed"])
-    loader = DataLoader(
-        data, batch_size=cfg["batch_size"], sampler=sampler, collate_fn=lambda b: collate(b, cfg["pad_id"])
-    )
-    times, step = [], 0
+    optimizer = make_optimizer(model, cfg)
+    sampler, loader = make_loader(cfg)
+    times: list[float] = []
     model.train()
-    while step < cfg["total_steps"]:
-        sampler.set_epoch(step // len(loader))
+    while len(times) < cfg["total_steps"]:
+        sampler.set_epoch(len(times) // len(loader))
         for batch in loader:
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
+            train_step(model, optimizer, batch)
             times.append(time.time())
-            if step >= cfg["total_steps"]:
+            if len(times) >= cfg["total_steps"]:
                 break
     return times
 

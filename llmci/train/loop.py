@@ -81,6 +81,31 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor],
         model.load_state_dict(state)
 
 
+def make_optimizer(model: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(trainable, lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
+
+
+def make_loader(cfg: dict[str, Any], world: int = 1, rank: int = 0) -> tuple[DistributedSampler, DataLoader]:
+    """This rank's shard of the training data, shuffled per epoch from the seed (call sampler.set_epoch)."""
+    data = cfg["train"]
+    sampler = DistributedSampler(range(len(data)), num_replicas=world, rank=rank, shuffle=True, seed=cfg["seed"])
+    loader = DataLoader(
+        data, batch_size=cfg["batch_size"], sampler=sampler, collate_fn=lambda batch: collate(batch, cfg["pad_id"])
+    )
+    return sampler, loader
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> float:
+    """One optimizer step; returns the batch loss."""
+    loss = model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
 def steps_per_epoch(n_examples: int, batch_size: int, world_size: int) -> int:
     return math.ceil(math.ceil(n_examples / world_size) / batch_size)
 
@@ -92,9 +117,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     model = load_model(cfg)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"]
-    )
+    optimizer = make_optimizer(model, cfg)
     step, history = 0, []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:  # a restart after a failure: carry on where the last checkpoint was
@@ -107,14 +130,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     model = ray.train.torch.prepare_model(model)  # device placement, DDP when world > 1
     device = ray.train.torch.get_device()
 
-    train_data = cfg["train"]
-    sampler = DistributedSampler(range(len(train_data)), num_replicas=world, rank=rank, shuffle=True, seed=cfg["seed"])
-    loader = DataLoader(
-        [train_data[i] for i in range(len(train_data))],
-        batch_size=cfg["batch_size"],
-        sampler=sampler,
-        collate_fn=lambda batch: collate(batch, cfg["pad_id"]),
-    )
+    sampler, loader = make_loader(cfg, world, rank)
     eval_loader = DataLoader(cfg["eval"], batch_size=cfg["batch_size"], collate_fn=lambda b: collate(b, cfg["pad_id"]))
     per_epoch, total = len(loader), cfg["total_steps"]
     every, log_every = cfg["checkpoint_every"], cfg["log_every"]
@@ -127,14 +143,9 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         for index, batch in enumerate(loader):
             if index < skip:
                 continue
-            batch = {key: value.to(device) for key, value in batch.items()}
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = train_step(model, optimizer, {key: value.to(device) for key, value in batch.items()})
             step += 1
-            record = {"step": step, "epoch": epoch + 1, "loss": float(loss.detach()), "time": time.time()}
+            record = {"step": step, "epoch": epoch + 1, "loss": loss, "time": time.time()}
             history.append(record)
             step_losses.append(record["loss"])
             epoch_end = step % per_epoch == 0 or step == total
