@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from llmci.registry.registry import Registry
-from llmci.registry.store import FileStore
 
 #: Credentials for moto only; they open nothing real.
 FAKE_AWS = {
@@ -78,6 +77,3 @@ def make_model(folder: Path, seed: str = "a", big: int = 0) -> Path:
     (folder / "tokenizer" / "vocab.json").write_text('{"a": 0, "b": 1}\n')
     (folder / "model.safetensors").write_bytes((seed.encode() * 4096)[:4096] + bytes(big))
     return folder
-
-
-__all__ = ["FAKE_AWS", "FileStore", "make_model"]

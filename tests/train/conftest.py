@@ -15,7 +15,8 @@ QUICKSTART = REPO / "examples" / "quickstart"
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One embedded Ray for the whole test session: 2 CPUs, no dashboard."""
-    ray = pytest.importorskip("ray")
+    import ray
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield
     ray.shutdown()
