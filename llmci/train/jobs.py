@@ -2,7 +2,7 @@
 
 The project folder travels as the job's working_dir and this llmci as a
 py_module, so the cluster runs the same code. The submission id is derived
-from the git commit and the config digest: a re-run of the same workflow
+from the git commit, the config digest and the dataset's sha256: a re-run of the same workflow
 attaches to the job already running (or already finished) instead of starting
 a second one; after a failed or stopped job, the next re-run submits `-2`,
 `-3`, ... The job publishes to the registry itself (so the registry must be
@@ -33,8 +33,9 @@ _ACTIVE_OR_DONE = {"PENDING", "RUNNING", "SUCCEEDED"}
 
 
 def submission_id(plan: TrainPlan) -> str:
+    """Same commit, config and data: the same job. (The dataset counts too: CI may generate it.)"""
     commit = lineage_from_environment(plan.root).git_commit or "no-git"
-    digest = hashlib.sha256(f"{commit}\n{plan.config_digest}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{commit}\n{plan.config_digest}\n{plan.dataset.sha256}".encode()).hexdigest()[:16]
     return f"llmci-train-{plan.config.name}-{digest}"
 
 
