@@ -217,11 +217,11 @@ reject = _transition_command("reject")
 @click.pass_context
 def promote(ctx: click.Context, ref: str, stage: str, by: str | None, note: str) -> None:
     """Point STAGE at an approved version (compare-and-swap: exit 5 if someone else moved it)."""
-    from llmci.registry import default_actor
+    from llmci.registry import default_actor, parse_ref
 
     reg = _open(ctx)
     pointer = reg.promote(ref, stage, by=by or default_actor(), note=note)
-    click.echo(f"{reg.resolve(ref).name}@{stage} -> {pointer.version}")
+    click.echo(f"{parse_ref(ref).name}@{stage} -> {pointer.version}")
 
 
 @registry.command()

@@ -149,8 +149,7 @@ class Registry:
         try:
             data, _ = self.store.read(self._manifest_key(name, version))
         except ObjectNotFound:
-            if not self.versions(name):
-                raise self._unknown(name) from None
+            self.versions(name, must_exist=True)  # an unknown model says so first
             raise NotFoundError(
                 f"{name}@{version}: no such version", hint=f"`llmci registry list {name}` shows the versions"
             ) from None
@@ -164,8 +163,7 @@ class Registry:
         if ref.stage is not None:
             pointer = self.stage(ref.name, ref.stage)
             if pointer is None:
-                if not self.versions(ref.name):
-                    raise self._unknown(ref.name)
+                self.versions(ref.name, must_exist=True)  # an unknown model says so first
                 raise NotFoundError(
                     f"{ref}: no version is in {ref.stage}",
                     hint=f"promote one: llmci registry promote {ref.name}@VERSION --stage {ref.stage}",
@@ -174,7 +172,9 @@ class Registry:
         return self.manifest(ref.name, self.versions(ref.name, must_exist=True)[-1])
 
     def status(self, name: str, version: int) -> StatusRecord:
-        record, _ = self._read_status(name, version)
+        record, etag = self._read_status(name, version)
+        if etag is None:
+            self.manifest(name, version)  # no status object yet: "candidate" only if the version exists
         return record
 
     def stage(self, name: str, stage: str) -> StagePointer | None:
@@ -299,7 +299,7 @@ class Registry:
         if stage not in STAGES:
             raise UsageError(f"unknown stage '{stage}'", hint=f"stages are {', '.join(STAGES)}")
         manifest = self.resolve(ref)
-        status = self.status(manifest.name, manifest.version).status
+        status = self._read_status(manifest.name, manifest.version)[0].status
         if status != "approved":
             raise UsageError(
                 f"{manifest.ref} is {status}; only approved versions can be promoted",
@@ -326,7 +326,7 @@ class Registry:
             raise ConflictError(conflict, hint=hint) from None
 
     def _read_status(self, name: str, version: int) -> tuple[StatusRecord, str | None]:
-        self.manifest(name, version)  # the version must exist
+        """The status object and its ETag; callers have resolved the version already."""
         try:
             data, etag = self.store.read(f"{name}/status/{version}.json")
         except ObjectNotFound:
