@@ -594,7 +594,9 @@ class FlowAnalyzer:
             seen: dict[tuple[int, str], int] = {}
             self._occurrences = {}
             assert self._template is not None
-            for name_node in self._template.find_all((nodes.Name, nodes.NSRef)):
+            for name_node in walk(self._template):
+                if not isinstance(name_node, (nodes.Name, nodes.NSRef)):
+                    continue
                 key = (name_node.lineno, name_node.name)
                 self._occurrences[id(name_node)] = seen.get(key, 0)
                 seen[key] = seen.get(key, 0) + 1

@@ -54,10 +54,9 @@ def submit_and_follow(
     except Exception as exc:  # connection refused, wrong version, missing token: Ray says which
         raise StorageError(f"Ray Jobs API at {address}: {_first_line(exc)}") from None
     job_id = _find_or_submit(client, loaded, plan, registry_uri)
-    logs = _follow(client, job_id, poll_s)
-    status = str(client.get_job_status(job_id))
-    if not status.endswith("SUCCEEDED"):
-        raise TrainingError(f"Ray job {job_id} ended {status.rsplit('.', 1)[-1]}", hint=f"ray job logs {job_id}")
+    logs, status = _follow(client, job_id, poll_s)
+    if status != "SUCCEEDED":
+        raise TrainingError(f"Ray job {job_id} ended {status}", hint=f"ray job logs {job_id}")
     for line in reversed(logs.splitlines()):
         if line.startswith(MANIFEST_MARKER):
             manifest = json.loads(line[len(MANIFEST_MARKER) :])
@@ -89,9 +88,14 @@ def _find_or_submit(client, loaded: LoadedConfig, plan: TrainPlan, registry_uri:
     raise TrainingError(f"too many failed attempts of {base}")
 
 
+def _name(status: object) -> str:
+    """JobStatus.RUNNING (or "RUNNING") -> "RUNNING"."""
+    return str(status).rsplit(".", 1)[-1]
+
+
 def _status(client, job_id: str) -> str | None:
     try:
-        return str(client.get_job_info(job_id).status).rsplit(".", 1)[-1]
+        return _name(client.get_job_info(job_id).status)
     except RuntimeError as exc:
         if "does not exist" in str(exc):
             return None
@@ -110,18 +114,18 @@ def _entrypoint(loaded: LoadedConfig, plan: TrainPlan, registry_uri: str | None)
     return " ".join(shlex.quote(arg) for arg in args)
 
 
-def _follow(client, job_id: str, poll_s: float) -> str:
-    """Print the job's log as it grows until the job ends; return the whole log."""
+def _follow(client, job_id: str, poll_s: float) -> tuple[str, str]:
+    """Print the job's log as it grows until the job ends; return the whole log and the final status."""
     shown = 0
     while True:
-        status = str(client.get_job_status(job_id)).rsplit(".", 1)[-1]
+        status = _name(client.get_job_status(job_id))
         logs = client.get_job_logs(job_id)
         if len(logs) > shown:
             sys.stderr.write(logs[shown:])
             sys.stderr.flush()
             shown = len(logs)
         if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-            return logs
+            return logs, status
         time.sleep(poll_s)
 
 

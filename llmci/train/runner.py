@@ -50,6 +50,7 @@ class TrainPlan:
     steps_per_epoch: int
     total_steps: int
     config_digest: str
+    tokenizer: Any  # the base model's, loaded once: tokenizing here, saved with the exported model
 
     def describe(self) -> str:
         c, h = self.config, self.config.hyperparameters
@@ -172,6 +173,7 @@ def plan_training(loaded: LoadedConfig, registry: Registry | None = None) -> Tra
         steps_per_epoch=per_epoch,
         total_steps=total,
         config_digest=hashlib.sha256(digest_source.encode()).hexdigest(),
+        tokenizer=tokenizer,
     )
 
 
@@ -216,7 +218,7 @@ def tokenize(examples: list[Example], tokenizer, max_length: int) -> list[tuple[
     return out
 
 
-def connect_ray(address: str | None, *, num_cpus: int | None = None) -> None:
+def connect_ray(address: str | None) -> None:
     """Embedded Ray with no address (or the cluster a Ray job runs in); `ray://` for Ray Client."""
     import ray
 
@@ -224,7 +226,7 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None) -> None:
         return
     if address is None and not os.environ.get("RAY_ADDRESS"):
         # "local": always a new embedded instance, never a stray cluster this machine once ran.
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, configure_logging=False)
+        ray.init(address="local", include_dashboard=False, configure_logging=False)
     else:  # ray:// (Ray Client), or the cluster a Ray job runs in (RAY_ADDRESS)
         ray.init(address=address)
 
@@ -291,8 +293,6 @@ def run_training(plan: TrainPlan, *, address: str | None = None, work_dir: Path 
 
 def export_model(plan: TrainPlan, trained: dict, out: Path) -> str:
     """Write the fine-tuned model: full weights, merged LoRA weights, or the adapter. Returns which."""
-    from transformers import AutoTokenizer
-
     from llmci.train.loop import load_model, load_trainable_state
 
     cfg = plan.loop_config()
@@ -307,7 +307,7 @@ def export_model(plan: TrainPlan, trained: dict, out: Path) -> str:
     if weights == "lora-adapter":
         model.peft_config["default"].base_model_name_or_path = plan.base.reference
     model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(plan.base.path).save_pretrained(out)
+    plan.tokenizer.save_pretrained(out)
     (out / ".llmci-weights").write_text(weights + "\n")
     return weights
 
