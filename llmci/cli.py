@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("llmci.commands.config:config", "Check llmci.yaml or print its JSON Schema."),
     "registry": ("llmci.commands.registry:registry", "Model versions, approvals and stages (file:// or s3://)."),
     "train": ("llmci.commands.train:train", "Fine-tune on Ray Train (embedded or a cluster); publish a candidate."),
+    "eval": ("llmci.commands.eval:eval_command", "Run a DeepEval suite against a target; write the results table."),
+    "compare": (
+        "llmci.commands.compare:compare",
+        "Compare baseline and candidate results: deltas, intervals, verdict.",
+    ),
 }
 
 
@@ -44,8 +49,8 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """LLMOps for GitHub Actions: lint prompts, fine-tune, evaluate, compare, report, deploy, monitor.
 
-    Exit codes: 0 ok, 1 check failed, 2 usage or config error, 4 not found, 5 conflict,
-    6 integrity, 7 storage, 70 internal error.
+    Exit codes: 0 ok, 1 check failed (or a regression), 2 usage or config error, 3 inconclusive,
+    4 not found, 5 conflict, 6 integrity, 7 storage, 70 internal error.
     """
 
 

@@ -159,27 +159,88 @@ class TrainConfig(Section):
     storage: str = Field(".llmci/ray", description="Ray Train storage for checkpoints (local path or s3://).")
 
 
+class GateConfig(Section):
+    """When `llmci compare` calls a metric a regression (see README, "How compare decides")."""
+
+    min: float | None = Field(None, description="The candidate's mean must be at least this.")
+    max_regression: float | None = Field(
+        0.0,
+        ge=0,
+        description="Largest tolerated drop of the mean; a regression is flagged when the whole confidence "
+        "interval of the paired delta lies below -max_regression. null: no delta gate.",
+    )
+    on: Literal["score", "pass_rate"] = Field(
+        "score", description="Gate the mean score, or the share of cases at or above the threshold."
+    )
+
+
 class MetricConfig(Section):
-    name: str = Field(description="A DeepEval metric class name or an llmci metric.")
-    threshold: float | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="A DeepEval metric class (ExactMatch, GEval, ...) or an llmci metric (RougeL, ...).")
+    id: str | None = Field(None, description="Its name in results and comparisons (default: name).")
+    threshold: float | None = Field(None, description="Per-case pass threshold (default: the metric's own).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the metric class.")
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @property
+    def key(self) -> str:
+        return self.id or self.name
+
+
+class GenerationConfig(Section):
+    max_new_tokens: PositiveInt = 64
+    temperature: float = Field(0.0, ge=0, description="0: greedy decoding.")
+    stop: list[str] = Field(default_factory=list, description="The output is cut at the first of these.")
+    timeout_s: float = Field(60.0, gt=0, description="Per request to an openai: target.")
 
 
 class SuiteConfig(Section):
-    dataset: str
-    prompt: str | None = None
+    dataset: str | None = Field(None, description="JSONL of cases (id, input or vars, expected_output, ...).")
+    prompt: str | None = Field(None, description="Template rendering each case's vars into the model input.")
+    pytest: list[str] | None = Field(None, description="DeepEval pytest files or folders (assert_test) instead.")
     metrics: list[MetricConfig] = Field(default_factory=list)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SuiteConfig:
+        if (self.dataset is None) == (self.pytest is None):
+            raise ValueError("give either 'dataset' (with metrics) or 'pytest' (DeepEval test files)")
+        if self.dataset is not None and not self.metrics:
+            raise ValueError("a dataset suite needs at least one metric")
+        keys = [metric.key for metric in self.metrics]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two metrics share a name; give one an 'id'")
+        return self
 
 
 class JudgeConfig(Section):
-    base_url: str = Field(description="An OpenAI-compatible endpoint.")
+    base_url: str = Field(description="An OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")
     model: str
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key.")
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class Price(Section):
+    input_per_million: float = Field(0.0, ge=0, description="USD per million input tokens.")
+    output_per_million: float = Field(0.0, ge=0, description="USD per million output tokens.")
+
+
+class CompareConfig(Section):
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of the two-sided confidence intervals.")
+    resamples: PositiveInt = Field(10_000, description="Paired bootstrap resamples.")
+    seed: int = 0
+    max_inconclusive: float = Field(
+        0.05, ge=0, le=1, description="Share of cases with errors above which a metric is inconclusive."
+    )
 
 
 class EvalConfig(Section):
-    judge: JudgeConfig | None = None
+    judge: JudgeConfig | None = Field(None, description="The LLM judge for LLM-judged metrics (GEval, ...).")
     suites: dict[str, SuiteConfig] = Field(default_factory=dict)
+    concurrency: PositiveInt = Field(8, description="Cases generated and measured at once.")
+    retries: int = Field(3, ge=0, description="Retries of a failed model or judge call (5xx, 429, timeouts).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Key sent to openai: targets, if set.")
+    prices: dict[str, Price] = Field(default_factory=dict, description="Model name -> token prices, for cost.")
+    compare: CompareConfig = Field(default_factory=CompareConfig)
 
 
 class EnvironmentConfig(Section):
@@ -217,6 +278,20 @@ class LoadedConfig(typing.NamedTuple):
     def root(self) -> Path:
         """Folder that relative paths in the config are relative to."""
         return self.path.parent if self.path else Path.cwd()
+
+
+def locate(loaded: LoadedConfig, *key_path: str | int) -> str:
+    """`llmci.yaml:LINE: key.path`, for errors found after loading (an unknown metric name, say)."""
+    dotted = _dotted(key_path)
+    if loaded.path is None:
+        return dotted
+    shown = display_path(loaded.path)
+    try:
+        lines = _key_lines(yaml.compose(loaded.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return f"{shown}: {dotted}"
+    line = next((lines[key_path[:n]] for n in range(len(key_path), 0, -1) if key_path[:n] in lines), 1)
+    return f"{shown}:{line}: {dotted}"
 
 
 def find_config(start: Path | None = None) -> Path | None:

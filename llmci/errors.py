@@ -15,10 +15,12 @@ class ExitCode(IntEnum):
     """Exit codes of every `llmci` command (documented in README.md)."""
 
     OK = 0
-    #: The check ran and failed: lint errors (or warnings with --strict).
+    #: The check ran and failed: lint errors (or warnings with --strict); compare: a regression.
     FAILED = 1
     #: Bad command line, bad llmci.yaml, or an input file that cannot be read.
     USAGE = 2
+    #: `llmci compare`: the data cannot tell (errors on too many cases, nothing matched).
+    INCONCLUSIVE = 3
     #: A registry name, version, stage or bucket that does not exist.
     NOT_FOUND = 4
     #: Someone else changed the same thing at the same time (a lost compare-and-swap): re-run.

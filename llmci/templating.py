@@ -8,12 +8,15 @@ sandbox with StrictUndefined: a missing input is an error, never "".
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 import jinja2
 import jinja2.ext
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
+
+from llmci.errors import InputError
 
 TemplateKind = Literal["prompt", "chat-template"]
 
@@ -79,3 +82,19 @@ def _unregistered(name: str):
         raise jinja2.TemplateRuntimeError(f"'{name}' is declared in llmci.yaml but the renderer did not register it")
 
     return missing
+
+
+def load_template(root: Path, path: str, *, key: str) -> jinja2.Template:
+    """The prompt template at `path` (relative to `root`, the folder of llmci.yaml), ready to render.
+
+    Includes resolve from the template's own folder, then `root`. `key` names
+    the config key the path came from, for the error message.
+    """
+    template_path = root / path
+    if not template_path.is_file():
+        raise InputError(f"{key}: {path}: no such file", hint="paths in llmci.yaml are relative to it")
+    env = make_environment("prompt", search_path=[str(template_path.parent), str(root)])
+    try:
+        return env.get_template(template_path.name)
+    except jinja2.TemplateSyntaxError as exc:
+        raise InputError(f"{path}:{exc.lineno}: {exc.message}", hint="run `llmci lint`") from None

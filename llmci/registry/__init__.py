@@ -7,12 +7,24 @@ version's manifest, `Registry.pull(ref, dest)` for its files (verified),
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from llmci.config import LoadedConfig
 from llmci.registry.manifest import Lineage, Manifest
 from llmci.registry.registry import STAGES, PublishResult, Ref, Registry, parse_ref
 from llmci.registry.store import open_store
 
-__all__ = ["STAGES", "Lineage", "Manifest", "PublishResult", "Ref", "Registry", "open_registry", "parse_ref"]
+__all__ = [
+    "STAGES",
+    "Lineage",
+    "Manifest",
+    "PublishResult",
+    "Ref",
+    "Registry",
+    "open_registry",
+    "parse_ref",
+    "pull_cached",
+]
 
 
 def open_registry(loaded: LoadedConfig, uri: str | None = None, *, progress: bool | None = None) -> Registry:
@@ -29,3 +41,16 @@ def default_actor() -> str:
     import os
 
     return os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+
+
+def pull_cached(registry: Registry, ref: Ref | str, root: Path) -> tuple[Manifest, Path]:
+    """A version's files in `root/.llmci/cache/models/`, pulled (and verified) only the first time.
+
+    The folder is named by version and content digest, so two registries holding
+    different models under the same NAME@VERSION never share a folder.
+    """
+    manifest = registry.resolve(ref)
+    folder = root / ".llmci" / "cache" / "models" / f"{manifest.name}-{manifest.version}-{manifest.digest[7:19]}"
+    if not folder.exists():
+        registry.pull(manifest.ref, folder)
+    return manifest, folder

@@ -20,9 +20,10 @@ from typing import Any
 from llmci.config import LoadedConfig, TrainConfig
 from llmci.errors import ConfigError, InputError, LlmciError
 from llmci.fsutil import display_path
-from llmci.registry import Registry, default_actor
+from llmci.registry import Registry, default_actor, pull_cached
 from llmci.registry.manifest import Lineage, lineage_from_environment
 from llmci.registry.registry import parse_ref
+from llmci.templating import load_template
 from llmci.train.dataset import Dataset, Example, load_dataset
 from llmci.train.loop import IGNORE, STATE_FILE, steps_per_epoch
 
@@ -120,10 +121,7 @@ def resolve_base_model(spec: str, root: Path, registry: Registry | None) -> Base
     if spec.startswith("registry:"):
         if registry is None:
             raise ConfigError(f"train.base_model '{spec}' needs a registry")
-        manifest = registry.resolve(parse_ref(spec.removeprefix("registry:")))
-        folder = root / ".llmci" / "cache" / "models" / manifest.ref.replace("@", "-")
-        if not folder.exists():
-            registry.pull(manifest.ref, folder)
+        manifest, folder = pull_cached(registry, parse_ref(spec.removeprefix("registry:")), root)
         return BaseModel(str(folder), f"registry:{manifest.ref}")
     local = (root / spec).expanduser().resolve()
     if local.is_dir():
@@ -139,7 +137,7 @@ def plan_training(loaded: LoadedConfig, registry: Registry | None = None) -> Tra
     base = resolve_base_model(config.base_model, root, registry)
     template = None
     if config.prompt:
-        template = _load_template(root, config.prompt)
+        template = load_template(root, config.prompt, key="train.prompt")
     dataset = load_dataset(root / config.dataset, template)
     tokenizer = _load_tokenizer(base)
     if dataset.uses_messages and not tokenizer.chat_template:
@@ -175,21 +173,6 @@ def plan_training(loaded: LoadedConfig, registry: Registry | None = None) -> Tra
         config_digest=hashlib.sha256(digest_source.encode()).hexdigest(),
         tokenizer=tokenizer,
     )
-
-
-def _load_template(root: Path, path: str):
-    import jinja2
-
-    from llmci.templating import make_environment
-
-    template_path = root / path
-    if not template_path.is_file():
-        raise InputError(f"train.prompt: {path}: no such file")
-    env = make_environment("prompt", search_path=[str(template_path.parent), str(root)])
-    try:
-        return env.get_template(template_path.name)
-    except jinja2.TemplateSyntaxError as exc:
-        raise InputError(f"{path}:{exc.lineno}: {exc.message}", hint="run `llmci lint`") from None
 
 
 def _load_tokenizer(base: BaseModel):

@@ -1,0 +1,1 @@
+"""`llmci compare`: the baseline and the candidate's results tables, case by case."""

@@ -1,0 +1,152 @@
+"""The results table `llmci eval` writes and `llmci compare` reads.
+
+One row per case x metric (columns in `COLUMNS`). Parquet when the file name
+ends in `.parquet`, else JSON Lines. Run metadata (target, model version, git
+commit, dataset digest, versions) travels in the Parquet file's key-value
+metadata under `llmci`, or for JSON Lines in `NAME.meta.json` beside it.
+Files are written atomically: a reader sees the old table or the new one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmci.errors import InputError
+from llmci.fsutil import atomic_write_bytes, atomic_write_text, display_path
+
+FORMAT = "llmci.eval-results/1"
+
+#: name -> pyarrow type name; the order is the file's column order.
+COLUMNS: dict[str, str] = {
+    "suite": "string",
+    "case_id": "string",
+    "metric": "string",
+    "score": "float64",
+    "threshold": "float64",
+    "success": "bool_",
+    "reason": "string",
+    "error": "string",
+    "input": "string",
+    "expected_output": "string",
+    "output": "string",
+    "latency_ms": "float64",
+    "input_tokens": "int64",
+    "output_tokens": "int64",
+    "cost": "float64",
+    "eval_cost": "float64",
+    "cached": "bool_",
+}
+
+
+@dataclass
+class Results:
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+
+def meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def write_results(path: Path, results: Results) -> None:
+    rows = [{name: _clean(row.get(name)) for name in COLUMNS} for row in results.rows]
+    meta = {"format": FORMAT, **results.meta}
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS.items()])
+        schema = schema.with_metadata({"llmci": json.dumps(meta)})
+        table = pa.Table.from_pylist(rows, schema=schema)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+    else:
+        atomic_write_text(meta_path(path), json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_results(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The table as a pandas DataFrame, and its metadata."""
+    import pandas as pd
+
+    shown = display_path(path)
+    if not path.is_file():
+        raise InputError(f"{shown}: no such results file", hint="write one with `llmci eval --out`")
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            raw_meta = (table.schema.metadata or {}).get(b"llmci")
+            meta = json.loads(raw_meta) if raw_meta else {}
+            frame = table.to_pandas()
+        else:
+            meta_file = meta_path(path)
+            meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+            records = []
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{shown}:{number}: invalid JSON: {exc.msg}") from None
+            frame = pd.DataFrame.from_records(records, columns=list(COLUMNS) if not records else None)
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow and json raise many kinds for a damaged file
+        raise InputError(f"{shown}: cannot read the results table: {exc}") from None
+    missing = [name for name in ("suite", "case_id", "metric", "score", "success") if name not in frame.columns]
+    if missing:
+        raise InputError(f"{shown}: not an llmci results table (no column {', '.join(missing)})")
+    for name in COLUMNS:
+        if name not in frame.columns:
+            frame[name] = None
+    frame["case_id"] = frame["case_id"].astype(str)
+    frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
+    return frame, meta
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities are not JSON and not scores: they become missing."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per metric: cases, mean score, passes and errors (what `llmci eval` prints)."""
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_metric.setdefault(row["metric"], []).append(row)
+    summary = []
+    for metric, metric_rows in by_metric.items():
+        scores = [row["score"] for row in metric_rows if row.get("score") is not None]
+        summary.append(
+            {
+                "metric": metric,
+                "cases": len(metric_rows),
+                "mean": sum(scores) / len(scores) if scores else None,
+                "passed": sum(1 for row in metric_rows if row.get("success") is True),
+                "errors": sum(1 for row in metric_rows if row.get("error")),
+            }
+        )
+    return summary
+
+
+def summary_markdown(suite: str, target: str, summary: list[dict[str, Any]]) -> str:
+    lines = [
+        f"### llmci eval: {suite} on `{target}`",
+        "",
+        "| metric | cases | mean | passed | errors |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for item in summary:
+        mean = f"{item['mean']:.4f}" if item["mean"] is not None else "-"
+        lines.append(f"| {item['metric']} | {item['cases']} | {mean} | {item['passed']} | {item['errors']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,324 @@
+"""`llmci eval`: generate and measure every case of a suite, concurrently, through the caches.
+
+Each case is one asyncio task (at most `concurrency` at once): its generation
+(from the cache or the target), then each metric (from the cache or DeepEval).
+A failure of one case (a 5xx after retries, a timeout, a judge error, a NaN
+score) is recorded in its rows and the run goes on: such rows have no score
+and no success, and count as inconclusive, never as passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llmci import __version__
+from llmci.config import GenerationConfig, LoadedConfig, SuiteConfig
+from llmci.errors import ConfigError, InputError
+from llmci.eval.cache import EvalCache, cache_key
+from llmci.eval.cases import Case, load_cases
+from llmci.eval.http import CallError, RetryPolicy
+from llmci.eval.results import Results
+from llmci.eval.targets import Generation, Target, open_target
+from llmci.fsutil import display_path
+
+
+@dataclass
+class RunStats:
+    model_calls: int = 0
+    judge_calls: int = 0
+    cached_generations: int = 0
+    cached_scores: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class SuiteRun:
+    results: Results
+    stats: RunStats = field(default_factory=RunStats)
+
+
+def suite_config(loaded: LoadedConfig, name: str) -> SuiteConfig:
+    suites = loaded.config.eval.suites
+    if name not in suites:
+        close = difflib.get_close_matches(name, suites, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"suites in llmci.yaml: {', '.join(suites) or 'none'}"
+        raise ConfigError(f"eval.suites: no suite '{name}'", hint=hint)
+    return suites[name]
+
+
+def run_eval(
+    loaded: LoadedConfig,
+    suite_name: str,
+    target_spec: str,
+    *,
+    concurrency: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool | None = None,
+) -> SuiteRun:
+    """Run one suite against one target; everything is validated before the first model call.
+
+    With `cache_dir`, generations and scores are cached in `cache_dir/eval.sqlite`.
+    """
+    suite = suite_config(loaded, suite_name)
+    if suite.pytest is not None:
+        from llmci.eval.pytest_suite import run_pytest_suite
+
+        return run_pytest_suite(loaded, suite_name, suite, target_spec)
+
+    from llmci.eval.metrics import build_metrics
+    from llmci.templating import load_template
+
+    settings = loaded.config.eval
+    template = None
+    if suite.prompt is not None:
+        template = load_template(loaded.root, suite.prompt, key=f"eval.suites.{suite_name}.prompt")
+    case_set = load_cases(loaded.root / suite.dataset, template)
+    judge = _judge(loaded)
+    metrics = build_metrics(loaded, suite_name, suite.metrics, judge)
+    target = open_target(target_spec, loaded)
+    if target.spec == "recorded":
+        missing = next((case for case in case_set.cases if case.recording is None), None)
+        if missing is not None:
+            where = f"{display_path(case_set.path)}:{missing.line}"
+            raise InputError(
+                f"{where}: no 'actual_output'; the recorded target evaluates outputs already in the dataset"
+            )
+
+    run = _Run(
+        suite_name, suite.generation, target, metrics, EvalCache(cache_dir / "eval.sqlite" if cache_dir else None)
+    )
+    started = time.perf_counter()
+    try:
+        rows = asyncio.run(run.all(case_set.cases, concurrency or settings.concurrency, progress, judge))
+    finally:
+        run.cache.close()
+    run.stats.seconds = time.perf_counter() - started
+    dataset = display_path(case_set.path)
+    meta = suite_metadata(loaded, suite_name, suite, target.spec, target.model_version, dataset, case_set.sha256, judge)
+    meta["cases"] = len(case_set.cases)
+    return SuiteRun(Results(rows, meta), run.stats)
+
+
+def _judge(loaded: LoadedConfig) -> Any:
+    settings = loaded.config.eval
+    if settings.judge is None:
+        return None
+    from llmci import gha
+    from llmci.eval.judge import OpenAICompatibleJudge
+
+    judge = OpenAICompatibleJudge(
+        settings.judge, price=settings.prices.get(settings.judge.model), policy=RetryPolicy(settings.retries)
+    )
+    if judge._api_key:
+        gha.add_mask(judge._api_key)
+    return judge
+
+
+class _Run:
+    def __init__(self, suite: str, params: GenerationConfig, target: Target, metrics: list, cache: EvalCache) -> None:
+        self.suite = suite
+        self.params = params
+        self.target = target
+        self.metrics = metrics
+        self.cache = cache
+        self.stats = RunStats()
+
+    async def all(self, cases: list[Case], concurrency: int, progress: bool | None, judge: Any) -> list[dict]:
+        gate = asyncio.Semaphore(concurrency)
+        meter = _Progress(f"eval {self.suite}", len(cases), progress)
+
+        async def one(case: Case) -> list[dict[str, Any]]:
+            async with gate:
+                rows = await self.case(case)
+            meter.advance(errors=self.stats.errors)
+            return rows
+
+        try:
+            per_case = await asyncio.gather(*(one(case) for case in cases))
+        finally:
+            meter.close()
+            await self.target.aclose()
+            if judge is not None:
+                await judge.aclose()
+        return [row for rows in per_case for row in rows]
+
+    async def case(self, case: Case) -> list[dict[str, Any]]:
+        generation, error, cached = await self.generate(case)
+        base = {
+            "suite": self.suite,
+            "case_id": case.id,
+            "input": case.input,
+            "expected_output": case.expected_output,
+            "cached": cached,
+        }
+        if generation is not None:
+            base.update(
+                output=generation.output,
+                latency_ms=generation.latency_ms,
+                input_tokens=generation.input_tokens,
+                output_tokens=generation.output_tokens,
+                cost=generation.cost,
+            )
+        rows = []
+        for spec in self.metrics:
+            if generation is None:
+                row = {
+                    "metric": spec.key,
+                    "error": f"generation failed: {error}",
+                    "threshold": spec.prototype.threshold,
+                }
+            elif not generation.output.strip():
+                # DeepEval refuses to score an empty output; a model that said nothing did not answer.
+                threshold = spec.prototype.threshold
+                row = {"metric": spec.key, "score": 0.0, "threshold": threshold, "reason": "the output is empty"}
+                row["success"] = False if threshold is not None else None
+            else:
+                row = await self.measure(spec, case, generation)
+            if row.get("error"):
+                self.stats.errors += 1
+            rows.append({**base, **row})
+        return rows
+
+    async def generate(self, case: Case) -> tuple[Generation | None, str | None, bool]:
+        key = None
+        if self.target.cacheable:
+            key = cache_key("generation", self.target.identity, case.prompt, self.params.model_dump())
+            hit = self.cache.get("generations", key)
+            if hit is not None:
+                self.stats.cached_generations += 1
+                return Generation(**hit), None, True
+            self.stats.model_calls += 1
+        try:
+            generation = await self.target.generate(case, self.params)
+        except CallError as exc:
+            return None, str(exc), False
+        except Exception as exc:  # a per-case failure of the model itself: recorded, the run goes on
+            return None, _first_line(exc), False
+        if key is not None:
+            self.cache.put("generations", key, generation.__dict__)
+        return generation, None, False
+
+    async def measure(self, spec: Any, case: Case, generation: Generation) -> dict[str, Any]:
+        from deepeval.test_case import LLMTestCase
+
+        from llmci.eval.judge import JudgeUsage, current_usage
+
+        fields = {
+            "input": case.input,
+            "actual_output": generation.output,
+            "expected_output": case.expected_output,
+            "context": list(case.context) if case.context is not None else None,
+            "retrieval_context": list(case.retrieval_context) if case.retrieval_context is not None else None,
+            "completion_time": generation.latency_ms / 1000 if generation.latency_ms is not None else None,
+            "token_cost": generation.cost,
+        }
+        key = cache_key("score", spec.identity, fields)
+        hit = self.cache.get("scores", key)
+        if hit is not None:
+            self.stats.cached_scores += 1
+            return hit
+        metric = spec.fresh()
+        usage = JudgeUsage()
+        token = current_usage.set(usage)
+        try:
+            if spec.needs_judge:
+                await metric.a_measure(LLMTestCase(name=case.id, **fields), _show_indicator=False)
+            else:
+                metric.measure(LLMTestCase(name=case.id, **fields), _show_indicator=False)
+            error = metric.error
+        except Exception as exc:  # a judge that failed for good, a metric that cannot score this case
+            error = _first_line(exc)
+        finally:
+            current_usage.reset(token)
+            self.stats.judge_calls += usage.calls
+        score = metric.score if error is None else None
+        if error is None and (score is None or not math.isfinite(score)):
+            error, score = f"the metric returned no usable score ({score})", None
+        row = {
+            "metric": spec.key,
+            "score": score,
+            "threshold": metric.threshold,
+            "success": None if error else metric.success,
+            "reason": metric.reason if error is None else None,
+            "error": error,
+            "eval_cost": usage.cost,
+        }
+        if error is None:
+            self.cache.put("scores", key, row)
+        return row
+
+
+def suite_metadata(
+    loaded: LoadedConfig,
+    name: str,
+    suite: SuiteConfig,
+    target: str,
+    model_version: str | None,
+    dataset: str,
+    dataset_sha256: str,
+    judge: Any,
+) -> dict[str, Any]:
+    """What the results table says about its run (see README: the results table)."""
+    import deepeval
+
+    from llmci.registry.manifest import lineage_from_environment
+
+    lineage = lineage_from_environment(loaded.root)
+    return {
+        "suite": name,
+        "target": target,
+        "model_version": model_version,
+        "git_repo": lineage.git_repo,
+        "git_commit": lineage.git_commit,
+        "workflow_run_url": lineage.workflow_run_url,
+        "dataset": dataset,
+        "dataset_sha256": dataset_sha256,
+        "metrics": [metric.key for metric in suite.metrics],
+        "judge": judge.identity if judge is not None else None,
+        "generation": suite.generation.model_dump(),
+        "llmci_version": __version__,
+        "deepeval_version": deepeval.__version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class _Progress:
+    """A tqdm bar on a terminal; elsewhere (CI logs) one line per 10%."""
+
+    def __init__(self, what: str, total: int, enabled: bool | None) -> None:
+        self.what, self.total, self.done, self.next_tenth = what, total, 0, 1
+        interactive = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+        if interactive:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=what, unit="case", file=sys.stderr, leave=False)
+        self.logging = enabled is None and not interactive
+
+    def advance(self, *, errors: int) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif self.logging and self.done * 10 >= self.next_tenth * self.total:
+            self.next_tenth = self.done * 10 // self.total + 1
+            share = self.done * 100 // self.total
+            line = f"llmci: {self.what}: {share}% ({self.done}/{self.total} cases, {errors} errors)"
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
