@@ -7,6 +7,7 @@ reported as `file:line: key: what is wrong`, one line each.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +38,17 @@ RuleSetting = Annotated[
 #: The inputs `transformers` passes to every chat template (apply_chat_template).
 CHAT_TEMPLATE_INPUTS = frozenset(
     {"messages", "add_generation_prompt", "tools", "documents", "bos_token", "eos_token", "pad_token", "unk_token"}
+)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-6` as the number YAML 1.2 (and every user) means, not a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
 )
 
 
@@ -287,7 +299,7 @@ def locate(loaded: LoadedConfig, *key_path: str | int) -> str:
         return dotted
     shown = display_path(loaded.path)
     try:
-        lines = _key_lines(yaml.compose(loaded.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader))
+        lines = _key_lines(yaml.compose(loaded.path.read_text(encoding="utf-8"), Loader=_Loader))
     except (OSError, yaml.YAMLError):
         return f"{shown}: {dotted}"
     line = next((lines[key_path[:n]] for n in range(len(key_path), 0, -1) if key_path[:n] in lines), 1)
@@ -323,7 +335,7 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
 
 
 def parse_config(text: str, filename: str = CONFIG_FILENAME) -> Config:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}

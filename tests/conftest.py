@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 #: Real third-party data, beside the checkout (see ../shared/corpora/README.md).
 CORPORA = REPO.parent / "shared" / "corpora"
+QUICKSTART = REPO / "examples" / "quickstart"
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -51,3 +52,14 @@ def project(tmp_path: Path):
         return write_tree(tmp_path, files)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart's tiny base model, built once with the quickstart's own script."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_base_model", QUICKSTART / "build_base_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(tmp_path_factory.mktemp("base") / "base-model")

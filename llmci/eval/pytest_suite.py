@@ -23,7 +23,7 @@ from typing import Any
 
 from llmci.config import LoadedConfig, SuiteConfig
 from llmci.errors import InputError
-from llmci.eval.results import Results
+from llmci.eval.results import EMPTY_ROW, Results
 
 #: pytest exit codes that mean the suite itself could not run (0 and 1 are results).
 PYTEST_PROBLEMS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests were collected"}
@@ -63,11 +63,14 @@ def rows_from_records(suite: str, records: list[dict[str, Any]]) -> list[dict[st
     rows = []
     for record in records:
         if record["error"] is not None:
-            rows.append({"suite": suite, "case_id": record["nodeid"], "metric": "pytest", "error": record["error"]})
+            rows.append(
+                {**EMPTY_ROW, "suite": suite, "case_id": record["nodeid"], "metric": "pytest", "error": record["error"]}
+            )
         for index, case in enumerate(record["cases"], start=1):
             case_id = record["nodeid"] if index == 1 else f"{record['nodeid']}#{index}"
             took = case.get("completion_time")
             base = {
+                **EMPTY_ROW,
                 "suite": suite,
                 "case_id": case_id,
                 "input": case.get("input"),

@@ -41,6 +41,8 @@ COLUMNS: dict[str, str] = {
     "eval_cost": "float64",
     "cached": "bool_",
 }
+#: A row with every column and no values: rows are built on it, so each has every key.
+EMPTY_ROW: dict[str, Any] = dict.fromkeys(COLUMNS)
 
 
 @dataclass

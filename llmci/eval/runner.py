@@ -25,7 +25,7 @@ from llmci.errors import ConfigError, InputError
 from llmci.eval.cache import EvalCache, cache_key
 from llmci.eval.cases import Case, load_cases
 from llmci.eval.http import CallError, RetryPolicy
-from llmci.eval.results import Results
+from llmci.eval.results import EMPTY_ROW, Results
 from llmci.eval.targets import Generation, Target, open_target
 from llmci.fsutil import display_path
 
@@ -185,7 +185,7 @@ class _Run:
                 row = await self.measure(spec, case, generation)
             if row.get("error"):
                 self.stats.errors += 1
-            rows.append({**base, **row})
+            rows.append({**EMPTY_ROW, **base, **row})
         return rows
 
     async def generate(self, case: Case) -> tuple[Generation | None, str | None, bool]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import QUICKSTART
 
-QUICKSTART = REPO / "examples" / "quickstart"
+__all__ = ["QUICKSTART"]
 
 
 @pytest.fixture(scope="session")
@@ -20,17 +20,6 @@ def ray_session() -> Iterator[None]:
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The quickstart's tiny base model, built once with the quickstart's own script."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_base_model", QUICKSTART / "build_base_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(tmp_path_factory.mktemp("base") / "base-model")
 
 
 @pytest.fixture
