@@ -181,7 +181,7 @@ class GateConfig(Section):
         description="Largest tolerated drop of the mean; a regression is flagged when the whole confidence "
         "interval of the paired delta lies below -max_regression. null: no delta gate.",
     )
-    on: Literal["score", "pass_rate"] = Field(
+    statistic: Literal["score", "pass_rate"] = Field(
         "score", description="Gate the mean score, or the share of cases at or above the threshold."
     )
 

@@ -91,7 +91,7 @@ def _metric(suite: str, metric: str, group: Any, gate: GateConfig, settings: Com
             "fixed": fixed,
         }
 
-    gated = pass_rate if gate.on == "pass_rate" and pass_rate is not None else score
+    gated = pass_rate if gate.statistic == "pass_rate" and pass_rate is not None else score
     status, reasons = _decide(gated, gate, len(scored), n_inconclusive, settings)
     changes = _changed_cases(scored)
     return {
@@ -99,7 +99,7 @@ def _metric(suite: str, metric: str, group: Any, gate: GateConfig, settings: Com
         "metric": metric,
         "status": status,
         "reasons": reasons,
-        "gate": {**gate.model_dump(), "on": "pass_rate" if gated is pass_rate else "score"},
+        "gate": {**gate.model_dump(), "statistic": "pass_rate" if gated is pass_rate else "score"},
         "n_matched": len(scored),
         "n_inconclusive": n_inconclusive,
         "n_only_baseline": int((group["_merge"] == "left_only").sum()),
