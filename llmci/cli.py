@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "llmci.commands.compare:compare",
         "Compare baseline and candidate results: deltas, intervals, verdict.",
     ),
+    "report": (
+        "llmci.commands.report:report",
+        "Report a comparison: sticky PR comment, job summary, check run.",
+    ),
 }
 
 
@@ -50,7 +54,7 @@ def cli() -> None:
     """LLMOps for GitHub Actions: lint prompts, fine-tune, evaluate, compare, report, deploy, monitor.
 
     Exit codes: 0 ok, 1 check failed (or a regression), 2 usage or config error, 3 inconclusive,
-    4 not found, 5 conflict, 6 integrity, 7 storage, 70 internal error.
+    4 not found, 5 conflict, 6 integrity, 7 storage, 8 GitHub, 70 internal error.
     """
 
 

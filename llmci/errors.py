@@ -29,6 +29,8 @@ class ExitCode(IntEnum):
     INTEGRITY = 6
     #: The storage backend failed: credentials, permissions, network, or 5xx after retries.
     STORAGE = 7
+    #: `llmci report`: GitHub refused the report (token, permission, not found) or kept failing after retries.
+    GITHUB = 8
     #: A bug in llmci: the traceback is printed; please report it.
     INTERNAL = 70
 
@@ -81,3 +83,9 @@ class StorageError(LlmciError):
     """The storage backend could not be used (credentials, permissions, network, 5xx)."""
 
     exit_code = ExitCode.STORAGE
+
+
+class GitHubError(LlmciError):
+    """GitHub refused a request (token, permission, not found) or kept failing after retries."""
+
+    exit_code = ExitCode.GITHUB

@@ -55,6 +55,29 @@ def annotation(
     return command(level, message, file=file, line=line, col=col, endLine=end_line, endColumn=end_column, title=title)
 
 
+def warning(message: str, out: TextIO | None = None) -> None:
+    """A warning: an annotation on the run in Actions, a stderr line elsewhere."""
+    if in_actions():
+        print(command("warning", message, title="llmci"), file=out or sys.stdout, flush=True)
+    else:
+        print(f"llmci: warning: {message}", file=out or sys.stderr, flush=True)
+
+
+def event_payload(environ: Mapping[str, str] = os.environ) -> dict:
+    """The webhook payload of the event that started the run (GITHUB_EVENT_PATH); {} outside Actions."""
+    import json
+
+    path = environ.get("GITHUB_EVENT_PATH")
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def add_mask(secret: str, out: TextIO | None = None) -> None:
     """In Actions, tell the runner to replace `secret` with *** in every later log line."""
     if secret and in_actions():
@@ -74,6 +97,25 @@ def group(title: str, out: TextIO | None = None) -> Iterator[None]:
     else:
         print(f"== {title}", file=stream, flush=True)
         yield
+
+
+@contextlib.contextmanager
+def commands_stopped(out: TextIO | None = None) -> Iterator[None]:
+    """Print untrusted text inside: the runner treats none of its lines as workflow commands.
+
+    Outside Actions nothing is printed around it. The token is random, so the
+    text cannot end the pause itself.
+    """
+    stream = out or sys.stdout
+    if not in_actions():
+        yield
+        return
+    token = uuid.uuid4().hex
+    print(command("stop-commands", token), file=stream, flush=True)
+    try:
+        yield
+    finally:
+        print(f"::{token}::", file=stream, flush=True)
 
 
 def set_output(name: str, value: str, environ: Mapping[str, str] = os.environ) -> bool:

@@ -34,7 +34,7 @@ class RetryPolicy:
         if attempt > self.retries:
             return None
         if status == 429:
-            wait = _parse_retry_after(retry_after)
+            wait = parse_retry_after(retry_after)
             if wait is None:
                 return self.backoff_s * 2 ** (attempt - 1)
             return wait if wait <= MAX_RETRY_AFTER_S else None
@@ -43,7 +43,7 @@ class RetryPolicy:
         return None
 
 
-def _parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
