@@ -120,7 +120,7 @@ def test_config_check_and_schema(project) -> None:
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["lint", "--help"], ["registry", "--help"], ["registry", "publish", "--help"], ["train", "--help"]]
-    + [["eval", "--help"], ["compare", "--help"]],
+    + [["eval", "--help"], ["compare", "--help"], ["report", "--help"]],
 )
 def test_help_imports_no_heavy_library(argv: list[str]) -> None:
     """`llmci --help` must start as fast as click: none of the heavy libraries may load."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
-from llmci.errors import GitHubError
+from llmci.errors import GitHubError, UsageError
 
 T = TypeVar("T")
 
@@ -103,7 +103,10 @@ class GitHub:
         comment_author: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from github import Auth, Github
+        try:
+            from github import Auth, Github
+        except ImportError:
+            raise UsageError("posting to GitHub needs PyGithub", hint="pip install 'llmci[github]'") from None
 
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
