@@ -30,7 +30,7 @@ class Result:
     stderr: str
 
 
-def run_llmci(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+def run_llmci(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
     """Run the installed `llmci` the way a user does: a new process, real exit code."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
     proc = subprocess.run(
@@ -39,7 +39,7 @@ def run_llmci(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Resul
         env={**base, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -59,8 +59,8 @@ class Marker:
         key, sha, run, attempt = match.groups()
         return cls(unquote(key), sha, int(run) if run else None, int(attempt) if attempt else None)
 
-    def is_newer_than(self, other: Marker) -> bool:
-        """True when `other` was written by a later run (so ours must not replace it)."""
+    def may_replace(self, other: Marker) -> bool:
+        """False when `other` was written by a later run (a newer push): ours must then leave it alone."""
         if self.run is None or other.run is None:
             return True
         return (self.run, self.attempt or 0) >= (other.run, other.attempt or 0)
@@ -101,7 +101,6 @@ class GitHub:
         repository: str,
         policy: RetryPolicy | None = None,
         comment_author: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         try:
             from github import Auth, Github
@@ -109,7 +108,6 @@ class GitHub:
             raise UsageError("posting to GitHub needs PyGithub", hint="pip install 'llmci[github]'") from None
 
         self.policy = policy or RetryPolicy()
-        self._sleep = sleep
         self._author = comment_author
         # Our own retry loop (below) knows which writes are safe to repeat; PyGithub's would retry POSTs blindly.
         # Its pacing (0.25 s per request, 1 s per write) is for bulk clients; a report makes a handful of requests.
@@ -138,16 +136,15 @@ class GitHub:
         issue = self._repo.get_issue(pr)
 
         def attempt() -> CommentResult:
-            ours = None
+            ours, existing = None, None
             for comment in issue.get_comments():
                 found = Marker.parse(comment.body or "")
                 if found and found.key == marker.key and comment.user.login == author:
-                    ours = comment
+                    ours, existing = comment, found
                     break
-            if ours is None:
+            if ours is None or existing is None:
                 return CommentResult(issue.create_comment(body).html_url, "created")
-            existing = Marker.parse(ours.body)
-            if existing is not None and not marker.is_newer_than(existing):
+            if not marker.may_replace(existing):
                 return CommentResult(ours.html_url, "kept")
             if ours.body == body:
                 return CommentResult(ours.html_url, "unchanged")
@@ -233,7 +230,7 @@ class GitHub:
                 if attempt > self.policy.retries:
                     raise GitHubError(f"cannot reach GitHub for {what} after {attempt} attempts: {exc}") from None
                 wait = self.policy.backoff_s * 2 ** (attempt - 1)
-            self._sleep(wait)
+            time.sleep(wait)
 
     def _rate_limit_wait(self, status: int, headers: dict[str, str], message: str, what: str) -> float | None:
         """Seconds to wait out a rate limit, None when this is no rate limit; fails when the wait is too long."""

@@ -94,7 +94,8 @@ def test_train_through_the_jobs_api_and_attach_on_rerun(ray_head, train_project)
         "GITHUB_OUTPUT": str(root / "outputs"),
         "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
     }
-    first = run_llmci("train", "--address", address, "--out", "run.json", cwd=root, env={**env, **actions})
+    # A job's cold start on 2 cores (runtime env, torch import, worker group) alone takes 40-60 s.
+    first = run_llmci("train", "--address", address, "--out", "run.json", cwd=root, env={**env, **actions}, timeout=300)
     assert first.code == 0, first.stderr[-3000:]
     assert first.stdout.splitlines()[-1] == "ticket-router@1"
     outputs = (root / "outputs").read_text()
