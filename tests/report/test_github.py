@@ -30,10 +30,10 @@ def pull_request(server: GitHubServer, *, sha: str = SHA_NEW, run: int = 200, fo
     )
 
 
-def post(server: GitHubServer, data: dict, token: str = "ghs_actions", **kwargs):
+def post(server: GitHubServer, data: dict, token: str = "ghs_actions", lint: list | None = None, **kwargs):
     server.tokens.setdefault("ghs_actions", Token(login=None))
     pr = kwargs.pop("pr", None) or pull_request(server)
-    return report(data, lint=None, pull_request=pr, token=token, output=None, policy=FAST, **kwargs)
+    return report(data, lint=lint, pull_request=pr, token=token, output=None, policy=FAST, **kwargs)
 
 
 def comment_requests(server: GitHubServer, since: int) -> list[tuple[str, str]]:
@@ -58,6 +58,48 @@ def test_the_comment_is_created_once_then_edited_in_place_in_three_requests(gith
     assert check["conclusion"] == "success" and check["name"] == "llmci / PR checks/routing"
     assert check["output"]["title"] == "pass: no regression in 1 metric"
     assert check["details_url"] == "https://github.com/octo/widgets/actions/runs/101"
+
+
+def test_lint_findings_become_check_run_annotations(github: GitHubServer) -> None:
+    lint = [
+        {
+            "path": "prompts/a.j2",
+            "line": 4,
+            "column": 2,
+            "severity": "error",
+            "rule": "undefined-variable",
+            "message": "m",
+        },
+        {
+            "path": "prompts/b.j2",
+            "line": 9,
+            "column": 1,
+            "severity": "info",
+            "rule": "trailing-whitespace",
+            "message": "w",
+        },
+    ]
+    post(github, PASS, lint=lint)
+    (check,) = github.check_runs
+    assert check["output"]["annotations"] == [
+        {
+            "path": "prompts/a.j2",
+            "start_line": 4,
+            "end_line": 4,
+            "annotation_level": "failure",
+            "message": "m",
+            "title": "llmci undefined-variable",
+        },
+        {
+            "path": "prompts/b.j2",
+            "start_line": 9,
+            "end_line": 9,
+            "annotation_level": "notice",
+            "message": "w",
+            "title": "llmci trailing-whitespace",
+        },
+    ]
+    assert "**Lint**: 1 error, 0 warnings, 1 note" in github.comments_on(7)[0]["body"]
 
 
 def test_finding_the_comment_costs_one_request_per_100_comments(github: GitHubServer) -> None:
