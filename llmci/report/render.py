@@ -70,16 +70,13 @@ def headline(comparison: dict[str, Any]) -> str:
     metrics = comparison["metrics"]
     if not metrics:
         return "no metric was compared"
-    counts = {status: sum(m["status"] == status for m in metrics) for status in ("regression", "inconclusive")}
-    of = f"of {len(metrics)} metric{'s' if len(metrics) != 1 else ''}"
-    parts = [
-        f"{n} {status}"
-        for status, n in (("regressed", counts["regression"]), ("inconclusive", counts["inconclusive"]))
-        if n
-    ]
+    plural = "s" if len(metrics) != 1 else ""
+    regressed = sum(m["status"] == "regression" for m in metrics)
+    inconclusive = sum(m["status"] == "inconclusive" for m in metrics)
+    parts = [f"{regressed} regressed"] * bool(regressed) + [f"{inconclusive} inconclusive"] * bool(inconclusive)
     if not parts:
-        return f"no regression in {len(metrics)} metric{'s' if len(metrics) != 1 else ''}"
-    return f"{', '.join(parts)} {of}"
+        return f"no regression in {len(metrics)} metric{plural}"
+    return f"{', '.join(parts)} of {len(metrics)} metric{plural}"
 
 
 def render(
