@@ -98,3 +98,15 @@ def load_template(root: Path, path: str, *, key: str) -> jinja2.Template:
         return env.get_template(template_path.name)
     except jinja2.TemplateSyntaxError as exc:
         raise InputError(f"{path}:{exc.lineno}: {exc.message}", hint="run `llmci lint`") from None
+
+
+def render_vars(template: jinja2.Template | None, variables: object, where: str, *, prompt_key: str) -> str:
+    """A dataset line's `vars` rendered through the prompt template; every problem is one error at `where`."""
+    if template is None:
+        raise InputError(f"{where}: 'vars' needs {prompt_key} (a template) in llmci.yaml")
+    if not isinstance(variables, dict):
+        raise InputError(f"{where}: 'vars' must be an object")
+    try:
+        return template.render(**variables)
+    except jinja2.TemplateError as exc:
+        raise InputError(f"{where}: rendering the prompt template failed: {exc}") from None

@@ -22,11 +22,12 @@ import jinja2
 
 from llmci.errors import InputError
 from llmci.fsutil import display_path
+from llmci.templating import render_vars
 
 
 @dataclass(frozen=True)
-class Recording:
-    """An output that was produced elsewhere (logged production traffic, say)."""
+class Generation:
+    """A target's output with what it cost; for the `recorded` target, one produced elsewhere (logged traffic)."""
 
     output: str
     latency_ms: float | None = None
@@ -47,7 +48,7 @@ class Case:
     expected_output: str | None = None
     context: tuple[str, ...] | None = None
     retrieval_context: tuple[str, ...] | None = None
-    recording: Recording | None = None
+    recording: Generation | None = None
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,7 @@ def _case(record: Any, number: int, where: str, template: jinja2.Template | None
         raise InputError(f"{where}: missing field 'id' (a string or number that names the case)")
     given_input = _optional_str(record, "input", where)
     if "vars" in record:
-        if template is None:
-            raise InputError(f"{where}: 'vars' needs the suite's 'prompt' (a template) in llmci.yaml")
-        if not isinstance(record["vars"], dict):
-            raise InputError(f"{where}: 'vars' must be an object")
-        try:
-            prompt = template.render(**record["vars"])
-        except jinja2.TemplateError as exc:
-            raise InputError(f"{where}: rendering the prompt template failed: {exc}") from None
+        prompt = render_vars(template, record["vars"], where, prompt_key="the suite's 'prompt'")
     elif given_input is not None:
         prompt = given_input
     else:
@@ -123,7 +117,7 @@ def _case(record: Any, number: int, where: str, template: jinja2.Template | None
     )
 
 
-def _recording(record: dict[str, Any], where: str) -> Recording | None:
+def _recording(record: dict[str, Any], where: str) -> Generation | None:
     output = _optional_str(record, "actual_output", where)
     if output is None:
         return None
@@ -133,7 +127,7 @@ def _recording(record: dict[str, Any], where: str) -> Recording | None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise InputError(f"{where}: '{key}' must be a number")
         numbers[key] = value
-    return Recording(output, **numbers)
+    return Generation(output, **numbers)
 
 
 def _optional_str(record: dict[str, Any], key: str, where: str) -> str | None:

@@ -23,10 +23,10 @@ from llmci import __version__
 from llmci.config import GenerationConfig, LoadedConfig, SuiteConfig
 from llmci.errors import ConfigError, InputError
 from llmci.eval.cache import EvalCache, cache_key
-from llmci.eval.cases import Case, load_cases
+from llmci.eval.cases import Case, Generation, load_cases
 from llmci.eval.http import CallError, RetryPolicy
 from llmci.eval.results import EMPTY_ROW, Results
-from llmci.eval.targets import Generation, Target, open_target
+from llmci.eval.targets import Target, open_target
 from llmci.fsutil import display_path
 
 
@@ -161,13 +161,7 @@ class _Run:
             "cached": cached,
         }
         if generation is not None:
-            base.update(
-                output=generation.output,
-                latency_ms=generation.latency_ms,
-                input_tokens=generation.input_tokens,
-                output_tokens=generation.output_tokens,
-                cost=generation.cost,
-            )
+            base.update(generation.__dict__)  # output, latency_ms, input_tokens, output_tokens, cost: their columns
         rows = []
         for spec in self.metrics:
             if generation is None:

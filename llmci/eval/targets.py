@@ -18,25 +18,15 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmci.config import GenerationConfig, LoadedConfig, Price
 from llmci.errors import UsageError
-from llmci.eval.cases import Case
+from llmci.eval.cases import Case, Generation
 from llmci.eval.http import CallError, RetryPolicy, chat_answer, chat_payload, post_json
 
 TARGET_FORMS = "registry:NAME@VERSION, hf:PATH, openai:BASE_URL#MODEL or recorded"
-
-
-@dataclass(frozen=True)
-class Generation:
-    output: str
-    latency_ms: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost: float | None = None
 
 
 class Target(ABC):
@@ -95,8 +85,7 @@ class RecordedTarget(Target):
     async def generate(self, case: Case, params: GenerationConfig) -> Generation:
         if case.recording is None:
             raise CallError("the case has no 'actual_output' to evaluate (the recorded target needs one per line)")
-        r = case.recording
-        return Generation(r.output, r.latency_ms, r.input_tokens, r.output_tokens, r.cost)
+        return case.recording
 
 
 class LocalModelTarget(Target):

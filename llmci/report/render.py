@@ -19,8 +19,6 @@ from llmci.report.markdown import Markdown, block, html, inline
 
 #: GitHub refuses issue-comment bodies longer than this (characters).
 COMMENT_LIMIT = 65536
-#: Check-run `output.summary` limit (characters).
-CHECK_SUMMARY_LIMIT = 65535
 #: Regressed cases shown per metric when there is room; the comparison lists up to 20.
 CASES_PER_METRIC = 5
 #: Lint findings listed when there is room; the counts are always complete.

@@ -28,7 +28,7 @@ from llmci import gha
 from llmci.errors import InputError
 from llmci.fsutil import atomic_write_text
 from llmci.report.github import GitHub, Marker, PermissionDenied, RetryPolicy
-from llmci.report.render import CHECK_SUMMARY_LIMIT, COMMENT_LIMIT, fit, headline
+from llmci.report.render import COMMENT_LIMIT, fit, headline
 
 COMPARISON_FORMAT = "llmci.comparison/1"
 _STATUSES = ("pass", "regression", "inconclusive")
@@ -99,12 +99,7 @@ def pull_request_from_environment(
 
 def load_comparison(path: Path) -> dict[str, Any]:
     """A comparison JSON from `llmci compare`, checked enough that rendering cannot trip on it."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the comparison: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not JSON ({exc})", hint="pass the file `llmci compare --out` wrote") from None
+    data = _read_json(path, "the comparison", "llmci compare --out")
     if not isinstance(data, dict) or data.get("format") != COMPARISON_FORMAT:
         raise InputError(f"{path}: not a comparison (format is not {COMPARISON_FORMAT!r})")
     if data.get("verdict") not in _STATUSES:
@@ -125,15 +120,19 @@ def load_comparison(path: Path) -> dict[str, Any]:
 
 def load_lint(path: Path) -> list[dict[str, Any]]:
     """Findings from `llmci lint --format json`."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the lint findings: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not JSON ({exc})", hint="pass the file `llmci lint --format json` wrote") from None
+    data = _read_json(path, "the lint findings", "llmci lint --format json")
     if not isinstance(data, list) or not all(isinstance(f, dict) and "path" in f and "line" in f for f in data):
         raise InputError(f"{path}: not lint findings (a JSON list of {{path, line, severity, rule, message}})")
     return data
+
+
+def _read_json(path: Path, what: str, producer: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not JSON ({exc})", hint=f"pass the file `{producer}` wrote") from None
 
 
 def sticky_key(comparison: dict[str, Any], workflow: str | None) -> str:
@@ -188,7 +187,9 @@ def report(
                 f"a later run already reported on pull request #{pr.number}; its comment stays: {posted.url}"
             )
         if check and pr.sha:
-            outcome.check_url = _check(github, comparison, lint, pr, key, outcome)
+            # The comment's body minus its marker line: already fitted, and under the check run's 65,535.
+            summary = body.split("\n", 1)[1]
+            outcome.check_url = _check(github, comparison, lint, pr, key, summary, outcome)
     finally:
         github.close()
     return outcome
@@ -200,6 +201,7 @@ def _check(
     lint: list[dict[str, Any]] | None,
     pr: PullRequest,
     key: str,
+    summary: str,
     outcome: Outcome,
 ) -> str | None:
     """A check run on the head commit; a commit status where check runs are not permitted; else a warning."""
@@ -217,7 +219,6 @@ def _check(
         }
         for f in (lint or [])
     ]
-    summary = fit(comparison, CHECK_SUMMARY_LIMIT, lint=lint, run_url=pr.run_url)
     try:
         return github.create_check_run(
             name=f"llmci / {key}",

@@ -23,6 +23,7 @@ import jinja2
 
 from llmci.errors import InputError
 from llmci.fsutil import display_path
+from llmci.templating import render_vars
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,7 @@ def _example(record: Any, where: str, template: jinja2.Template | None) -> Examp
     if not isinstance(completion, str) or not completion:
         raise InputError(f"{where}: missing field 'completion' (a non-empty string)")
     if "vars" in record:
-        if template is None:
-            raise InputError(f"{where}: 'vars' needs train.prompt (a template) in llmci.yaml")
-        if not isinstance(record["vars"], dict):
-            raise InputError(f"{where}: 'vars' must be an object")
-        try:
-            return Example(template.render(**record["vars"]), completion)
-        except jinja2.TemplateError as exc:
-            raise InputError(f"{where}: rendering the prompt template failed: {exc}") from None
+        return Example(render_vars(template, record["vars"], where, prompt_key="train.prompt"), completion)
     prompt = record.get("prompt")
     if not isinstance(prompt, str):
         raise InputError(f"{where}: missing field 'prompt' (or 'vars' with train.prompt, or 'messages')")
