@@ -54,7 +54,8 @@ def cli() -> None:
     """LLMOps for GitHub Actions: lint prompts, fine-tune, evaluate, compare, report, deploy, monitor.
 
     Exit codes: 0 ok, 1 check failed (or a regression), 2 usage or config error, 3 inconclusive,
-    4 not found, 5 conflict, 6 integrity, 7 storage, 8 GitHub, 70 internal error.
+    4 not found, 5 conflict, 6 integrity, 7 storage, 8 GitHub, 9 training failed, 10 Ray cluster
+    unreachable, 70 internal error.
     """
 
 

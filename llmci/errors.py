@@ -31,6 +31,10 @@ class ExitCode(IntEnum):
     STORAGE = 7
     #: `llmci report`: GitHub refused the report (token, permission, not found) or kept failing after retries.
     GITHUB = 8
+    #: `llmci train`: Ray Train ran and the run failed (after the allowed restarts), or ended short.
+    TRAINING = 9
+    #: The Ray cluster could not be reached or refused the request (Jobs API, Ray Client, token).
+    CLUSTER = 10
     #: A bug in llmci: the traceback is printed; please report it.
     INTERNAL = 70
 
@@ -85,7 +89,25 @@ class StorageError(LlmciError):
     exit_code = ExitCode.STORAGE
 
 
+class TrainingError(LlmciError):
+    """Ray Train reported the run failed (after the allowed restarts), or it ended short."""
+
+    exit_code = ExitCode.TRAINING
+
+
+class ClusterError(LlmciError):
+    """The Ray cluster could not be reached or refused the request."""
+
+    exit_code = ExitCode.CLUSTER
+
+
 class GitHubError(LlmciError):
     """GitHub refused a request (token, permission, not found) or kept failing after retries."""
 
     exit_code = ExitCode.GITHUB
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for an error message: its first line, else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

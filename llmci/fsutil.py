@@ -39,6 +39,22 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def cache_dir(root: Path, override: str | os.PathLike[str] | None = None) -> Path:
+    """Where llmci keeps caches (lint results, eval generations, pulled models, file hashes).
+
+    `override` (a --cache-dir option), else LLMCI_CACHE_DIR, else, in GitHub
+    Actions, `$RUNNER_TEMP/llmci-cache`: never inside the checkout, whose
+    files a pull request controls. Elsewhere `.llmci/cache` beside llmci.yaml.
+    """
+    if override:
+        return Path(override)
+    if os.environ.get("LLMCI_CACHE_DIR"):
+        return Path(os.environ["LLMCI_CACHE_DIR"])
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("RUNNER_TEMP"):
+        return Path(os.environ["RUNNER_TEMP"]) / "llmci-cache"
+    return root / ".llmci" / "cache"
+
+
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as users (and GitHub) want it: relative to cwd when inside it, with '/'."""
     path = Path(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,64 @@ def test_workflow_jobs_declare_least_privilege() -> None:
         for name, job in data["jobs"].items():
             assert "permissions" in job, f"{path}: job {name} must declare its permissions"
             assert "write-all" not in str(job["permissions"])
+
+
+def pip_install_lines() -> list[tuple[Path, str]]:
+    return [
+        (path, line.strip())
+        for path in ACTIONS
+        for step in steps(path)
+        for line in step.get("run", "").splitlines()
+        if re.search(r"\bpip install\b", line)
+    ]
+
+
+def test_every_action_installs_llmci() -> None:
+    assert {path for path, _ in pip_install_lines()} == set(ACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("path", "line"), pip_install_lines(), ids=lambda v: str(v.relative_to(REPO)) if isinstance(v, Path) else ""
+)
+def test_installing_never_runs_code_planted_in_the_checkout(path: Path, line: str, tmp_path: Path) -> None:
+    """The install step runs in the pull request's checkout, with the job's token in its environment.
+
+    A PR that commits `pip/__main__.py` must not get it run: the line is run as
+    the action writes it, by bash as the runner does, in a checkout holding that module.
+    """
+    checkout, ran = tmp_path / "checkout", tmp_path / "planted-code-ran"
+    (checkout / "pip").mkdir(parents=True)
+    (checkout / "pip" / "__init__.py").write_text("")
+    (checkout / "pip" / "__main__.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # `python` has pip, as on a runner
+        "HOME": str(tmp_path),
+        "LLMCI_SOURCE": str(tmp_path / "no-such-source"),  # the real pip must run, and fail fast, offline
+        "TORCH_INDEX_URL": "http://127.0.0.1:9/simple",
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_TARGET": str(tmp_path / "site"),  # never this environment, where torch is installed already
+    }
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", line],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert not ran.exists(), f"{path}: `{line}` ran the pip module planted in the checkout"
+    assert proc.returncode != 0 and "ERROR:" in proc.stderr, proc.stdout + proc.stderr  # the real pip said no
+
+
+def test_downloaded_artifacts_land_outside_the_checkout() -> None:
+    downloads = [
+        (path, step)
+        for path in WORKFLOWS
+        for step in steps(path)
+        if str(step.get("uses", "")).startswith("actions/download-artifact@")
+    ]
+    assert downloads
+    for path, step in downloads:
+        target = step.get("with", {}).get("path", "")
+        assert target.startswith("${{ runner.temp }}/"), f"{path}: {step['name']} downloads into the workspace"

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmci.errors import InputError
 from llmci.fsutil import atomic_write_text
+from llmci.redact import without_userinfo
 
 MANIFEST_SCHEMA = "llmci.model-version/1"
 
@@ -147,23 +147,14 @@ def lineage_from_environment(cwd: Path | None = None, environ: Mapping[str, str]
     repository = environ.get("GITHUB_REPOSITORY")
     run_id = environ.get("GITHUB_RUN_ID")
     commit = environ.get("GITHUB_SHA") or _git(["rev-parse", "HEAD"], cwd)
-    origin = _without_userinfo(_git(["config", "--get", "remote.origin.url"], cwd))
+    origin = _git(["config", "--get", "remote.origin.url"], cwd)
+    origin = without_userinfo(origin) if origin else None  # lineage is shown in logs and PR comments
     repo = f"{server}/{repository}" if repository else origin
     return Lineage(
         git_repo=repo,
         git_commit=commit,
         workflow_run_url=f"{server}/{repository}/actions/runs/{run_id}" if repository and run_id else None,
     )
-
-
-def _without_userinfo(url: str | None) -> str | None:
-    """A remote URL minus any user:token@ in it: lineage is shown in logs and PR comments."""
-    if url is None:
-        return None
-    parsed = urlsplit(url)
-    if parsed.scheme and "@" in parsed.netloc:
-        return urlunsplit(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[1]))
-    return url
 
 
 def _git(args: list[str], cwd: Path | None) -> str | None:

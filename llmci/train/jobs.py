@@ -21,9 +21,10 @@ from typing import Any
 
 from llmci import gha
 from llmci.config import LoadedConfig
-from llmci.errors import StorageError
+from llmci.errors import ClusterError, TrainingError, first_line
+from llmci.redact import redact_userinfo, without_userinfo
 from llmci.registry.manifest import lineage_from_environment
-from llmci.train.runner import TrainingError, TrainPlan
+from llmci.train.runner import TrainPlan
 
 #: The job's last log line carries the run manifest after this marker.
 MANIFEST_MARKER = "LLMCI_RUN_MANIFEST "
@@ -51,10 +52,13 @@ def submit_and_follow(
         gha.add_mask(os.environ["RAY_AUTH_TOKEN"])
     try:
         client = JobSubmissionClient(address)
-    except Exception as exc:  # connection refused, wrong version, missing token: Ray says which
-        raise StorageError(f"Ray Jobs API at {address}: {_first_line(exc)}") from None
-    job_id = _find_or_submit(client, loaded, plan, registry_uri)
-    logs, status = _follow(client, job_id, poll_s)
+        job_id = _find_or_submit(client, loaded, plan, registry_uri)
+        logs, status = _follow(client, job_id, poll_s)
+    except TrainingError:
+        raise
+    except Exception as exc:  # connection refused, wrong version, missing or wrong token: Ray says which
+        detail = redact_userinfo(first_line(exc))
+        raise ClusterError(f"Ray Jobs API at {without_userinfo(address)}: {detail}") from None
     if status != "SUCCEEDED":
         raise TrainingError(f"Ray job {job_id} ended {status}", hint=f"ray job logs {job_id}")
     for line in reversed(logs.splitlines()):
@@ -115,19 +119,20 @@ def _entrypoint(loaded: LoadedConfig, plan: TrainPlan, registry_uri: str | None)
 
 
 def _follow(client, job_id: str, poll_s: float) -> tuple[str, str]:
-    """Print the job's log as it grows until the job ends; return the whole log and the final status."""
+    """Print the job's log as it grows until the job ends; return the whole log and the final status.
+
+    The log holds text llmci did not write (dataset rows in errors, library output):
+    in Actions none of it may act as a workflow command.
+    """
     shown = 0
-    while True:
-        status = _name(client.get_job_status(job_id))
-        logs = client.get_job_logs(job_id)
-        if len(logs) > shown:
-            sys.stderr.write(logs[shown:])
-            sys.stderr.flush()
-            shown = len(logs)
-        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-            return logs, status
-        time.sleep(poll_s)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    with gha.commands_stopped(sys.stderr):
+        while True:
+            status = _name(client.get_job_status(job_id))
+            logs = client.get_job_logs(job_id)
+            if len(logs) > shown:
+                sys.stderr.write(logs[shown:])
+                sys.stderr.flush()
+                shown = len(logs)
+            if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+                return logs, status
+            time.sleep(poll_s)

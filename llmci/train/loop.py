@@ -27,6 +27,27 @@ STATE_FILE = "train_state.pt"
 IGNORE = -100  # label of prompt and padding tokens: no loss on them
 
 
+def read_train_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's training state, read without unpickling anything but tensors, numbers and containers.
+
+    Checkpoints come back from `train.storage`, which may be a shared bucket: a
+    crafted file must not run code here (torch's `weights_only` loader refuses
+    every other type), and anything but our own layout is an integrity error.
+    """
+    import pickle
+
+    from llmci.errors import IntegrityError, first_line
+
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise IntegrityError(f"{path}: not a training checkpoint llmci can load safely: {first_line(exc)}") from None
+    expected = {"model": dict, "optimizer": dict, "step": int, "history": list}
+    if not isinstance(state, dict) or any(not isinstance(state.get(key), kind) for key, kind in expected.items()):
+        raise IntegrityError(f"{path}: not a training checkpoint (expected keys {sorted(expected)})")
+    return state
+
+
 def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -122,7 +143,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:  # a restart after a failure: carry on where the last checkpoint was
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / STATE_FILE, weights_only=False)
+            state = read_train_state(Path(folder) / STATE_FILE)
         load_trainable_state(model, state["model"], cfg["method"])
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]

@@ -18,19 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from llmci.config import LoadedConfig, TrainConfig
-from llmci.errors import ConfigError, InputError, LlmciError
+from llmci.errors import ClusterError, ConfigError, InputError, TrainingError, first_line
 from llmci.fsutil import display_path
+from llmci.redact import redact_userinfo, without_userinfo
 from llmci.registry import Registry, default_actor, pull_cached
 from llmci.registry.manifest import Lineage, lineage_from_environment
 from llmci.registry.registry import parse_ref
 from llmci.templating import load_template
 from llmci.train.dataset import Dataset, Example, load_dataset
-from llmci.train.loop import IGNORE, STATE_FILE, steps_per_epoch
-
-
-class TrainingError(LlmciError):
-    """Ray Train reported the run failed (after the allowed restarts)."""
-
+from llmci.train.loop import IGNORE, STATE_FILE, read_train_state, steps_per_epoch
 
 @dataclass(frozen=True)
 class BaseModel:
@@ -211,7 +207,11 @@ def connect_ray(address: str | None) -> None:
         # "local": always a new embedded instance, never a stray cluster this machine once ran.
         ray.init(address="local", include_dashboard=False, configure_logging=False)
     else:  # ray:// (Ray Client), or the cluster a Ray job runs in (RAY_ADDRESS)
-        ray.init(address=address)
+        try:
+            ray.init(address=address)
+        except (ConnectionError, RuntimeError, TimeoutError) as exc:
+            shown = without_userinfo(address or os.environ["RAY_ADDRESS"])
+            raise ClusterError(f"Ray cluster at {shown}: {redact_userinfo(first_line(exc))}") from None
 
 
 def run_training(plan: TrainPlan, *, address: str | None = None, work_dir: Path | None = None) -> RunResult:
@@ -251,14 +251,12 @@ def run_training(plan: TrainPlan, *, address: str | None = None, work_dir: Path 
     try:
         result = trainer.fit()
     except Exception as exc:  # Ray raises TrainingFailedError (and others) when the run cannot finish
-        raise TrainingError(f"training {run_name} failed: {_first_line(exc)}", hint=f"logs under {storage}") from None
+        raise TrainingError(f"training {run_name} failed: {first_line(exc)}", hint=f"logs under {storage}") from None
     train_s = time.perf_counter() - fit_start
     if result.checkpoint is None:
         raise TrainingError(f"training {run_name} ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:
-        import torch
-
-        state = torch.load(Path(folder) / STATE_FILE, weights_only=False)
+        state = read_train_state(Path(folder) / STATE_FILE)
     if state["step"] != plan.total_steps:
         raise TrainingError(f"training {run_name} stopped at step {state['step']} of {plan.total_steps}")
     model_dir = work_dir or plan.root / ".llmci" / "runs" / run_name / "model"
@@ -348,7 +346,3 @@ def publish_run(run: RunResult, registry: Registry) -> RunResult:
     }
     return run
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -121,3 +121,22 @@ def test_train_through_the_jobs_api_and_attach_on_rerun(ray_head, train_project)
     assert [i for i in submission_ids(address, env) if i.startswith("llmci-train-")] == [
         manifest["ray"]["submission_id"]
     ]
+
+
+def test_an_unreachable_jobs_api_is_a_cluster_error(train_project) -> None:
+    root = train_project()
+    address = f"http://ci-user:hunter2@127.0.0.1:{free_port()}"  # nothing listens there
+    result = run_llmci("train", "--address", address, cwd=root, timeout=120)
+    assert result.code == 10, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("llmci: error:")]
+    assert len(errors) == 1 and errors[0].startswith("llmci: error: Ray Jobs API at http://127.0.0.1:")
+    assert "hunter2" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_wrong_ray_token_is_a_cluster_error(ray_head, train_project) -> None:
+    address, env = ray_head
+    root = train_project()
+    result = run_llmci("train", "--address", address, cwd=root, env={**env, "RAY_AUTH_TOKEN": "0" * 32}, timeout=120)
+    assert result.code == 10, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if line.startswith("llmci: error: Ray Jobs API at ")]
+    assert "Traceback" not in result.stderr

@@ -72,13 +72,11 @@ def test_lora_publishes_merged_weights_or_the_adapter(train_project, tmp_path: P
     assert (run.model_dir / ".llmci-weights").read_text().strip() == "merged-lora"
     assert (run.model_dir / "model.safetensors").exists() and not (run.model_dir / "adapter_config.json").exists()
 
-    import torch
-
-    from llmci.train.loop import STATE_FILE
+    from llmci.train.loop import STATE_FILE, read_train_state
 
     storage = root / ".llmci" / "ray" / run.run_name
     latest = max(path for path in storage.glob("checkpoint_*") if path.is_dir())
-    state = torch.load(latest / STATE_FILE, weights_only=False)
+    state = read_train_state(latest / STATE_FILE)
     assert all("lora_" in key for key in state["model"])  # checkpoints hold the adapter only
     plan.config = plan.config.model_copy(update={"lora": plan.config.lora.model_copy(update={"merge": False})})
     assert export_model(plan, state["model"], tmp_path / "adapter") == "lora-adapter"
@@ -120,3 +118,16 @@ def test_a_killed_worker_is_replaced_and_training_finishes_its_steps(train_proje
     run = outcome["run"]
     assert [h["step"] for h in run.history] == list(range(1, plan.total_steps + 1))
     assert workers[-1] not in _train_workers()
+
+
+def test_a_run_that_fails_in_ray_train_has_its_own_exit_code(train_project) -> None:
+    """The worker cannot build the model (no such LoRA module): Ray Train fails the run; llmci says so, exit 9."""
+    from llmci.errors import ExitCode, TrainingError
+
+    root = train_project(method="lora", lora={"target_modules": ["no_such_module"]})
+    plan = plan_training(load_config(root / "llmci.yaml"))
+    with pytest.raises(TrainingError) as failed:
+        run_training(plan)
+    assert failed.value.exit_code == ExitCode.TRAINING == 9
+    message = str(failed.value)
+    assert message.startswith("training ticket-router-") and "failed" in message and "\n" not in message
