@@ -28,6 +28,7 @@ from llmci.templating import load_template
 from llmci.train.dataset import Dataset, Example, load_dataset
 from llmci.train.loop import IGNORE, STATE_FILE, read_train_state, steps_per_epoch
 
+
 @dataclass(frozen=True)
 class BaseModel:
     path: str  # what from_pretrained is given: a local folder or a hub id
@@ -345,4 +346,3 @@ def publish_run(run: RunResult, registry: Registry) -> RunResult:
         "history": run.history,
     }
     return run
-
