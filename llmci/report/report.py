@@ -27,11 +27,10 @@ from typing import Any
 from llmci import gha
 from llmci.errors import InputError
 from llmci.fsutil import atomic_write_text
+from llmci.report.comparison import validate_comparison, validate_findings
 from llmci.report.github import GitHub, Marker, PermissionDenied, RetryPolicy
 from llmci.report.render import COMMENT_LIMIT, fit, headline
 
-COMPARISON_FORMAT = "llmci.comparison/1"
-_STATUSES = ("pass", "regression", "inconclusive")
 #: The job summary takes up to 1 MiB per step; leave room for other steps' sections.
 SUMMARY_LIMIT = 512 * 1024
 #: Check runs: inconclusive is a failure too, because GitHub counts "neutral" as passing a required check.
@@ -98,32 +97,13 @@ def pull_request_from_environment(
 
 
 def load_comparison(path: Path) -> dict[str, Any]:
-    """A comparison JSON from `llmci compare`, checked enough that rendering cannot trip on it."""
-    data = _read_json(path, "the comparison", "llmci compare --out")
-    if not isinstance(data, dict) or data.get("format") != COMPARISON_FORMAT:
-        raise InputError(f"{path}: not a comparison (format is not {COMPARISON_FORMAT!r})")
-    if data.get("verdict") not in _STATUSES:
-        raise InputError(f"{path}: verdict must be one of {', '.join(_STATUSES)}")
-    metrics = data.get("metrics")
-    if not isinstance(metrics, list):
-        raise InputError(f"{path}: metrics must be a list")
-    for index, metric in enumerate(metrics):
-        if not isinstance(metric, dict) or metric.get("status") not in _STATUSES:
-            raise InputError(f"{path}: metrics[{index}].status must be one of {', '.join(_STATUSES)}")
-        for key in ("score", "pass_rate"):
-            for name in ("baseline", "candidate", "delta"):
-                value = (metric.get(key) or {}).get(name)
-                if value is not None and not isinstance(value, (int, float)):
-                    raise InputError(f"{path}: metrics[{index}].{key}.{name} must be a number or null")
-    return data
+    """A comparison JSON from `llmci compare`, validated so that rendering cannot trip on it."""
+    return validate_comparison(_read_json(path, "the comparison", "llmci compare --out"), str(path))
 
 
 def load_lint(path: Path) -> list[dict[str, Any]]:
     """Findings from `llmci lint --format json`."""
-    data = _read_json(path, "the lint findings", "llmci lint --format json")
-    if not isinstance(data, list) or not all(isinstance(f, dict) and "path" in f and "line" in f for f in data):
-        raise InputError(f"{path}: not lint findings (a JSON list of {{path, line, severity, rule, message}})")
-    return data
+    return validate_findings(_read_json(path, "the lint findings", "llmci lint --format json"), str(path))
 
 
 def _read_json(path: Path, what: str, producer: str) -> Any:

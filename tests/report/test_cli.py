@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_llmci
 from tests.report.conftest import SHA_NEW, comparison, regression, write_json
 from tests.report.github_server import GitHubServer, Token
@@ -129,3 +131,54 @@ def test_a_file_that_is_not_a_comparison_is_a_one_line_usage_error(tmp_path: Pat
     assert result.code == 2
     assert result.stderr == f"llmci: error: {path}: not a comparison (format is not 'llmci.comparison/1')\n"
     assert json.loads(path.read_text())  # untouched
+
+
+def _damaged(edit) -> dict:
+    data = json.loads(json.dumps(regression(n=3)))
+    edit(data)
+    return data
+
+
+DAMAGED = {
+    "metrics is a mapping": (lambda d: d.update(metrics={"a": 1}), "metrics: Input should be a valid list"),
+    "a metric without suite": (lambda d: d["metrics"][0].pop("suite"), "metrics[0].suite: Field required"),
+    "ci of one number": (lambda d: d["metrics"][0]["score"].update(ci=[0.1]), "metrics[0].score.ci[1]: Field required"),
+    "a delta that is text": (lambda d: d["metrics"][0]["score"].update(delta="-1"), "metrics[0].score.delta: "),
+    "cases not a list": (lambda d: d["metrics"][0].update(regressed_cases=7), "metrics[0].regressed_cases: "),
+    "latency not a mapping": (lambda d: d["suites"][0].update(latency_ms=[1, 2]), "suites[0].latency_ms: "),
+    "settings of the wrong type": (lambda d: d.update(settings={"confidence": "high"}), "settings.confidence: "),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED, ids=list(DAMAGED))
+def test_a_damaged_comparison_is_one_line_naming_the_field(tmp_path: Path, damage: str) -> None:
+    edit, where = DAMAGED[damage]
+    path = write_json(tmp_path / "comparison.json", _damaged(edit))
+    result = run_llmci("report", str(path), "--output", "comment.md", cwd=tmp_path)
+    assert result.code == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"llmci: error: {path}: {where}"), result.stderr
+    assert not (tmp_path / "comment.md").exists()
+
+
+def test_damaged_lint_findings_are_one_line_naming_the_field(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "comparison.json", PASS)
+    lint = write_json(tmp_path / "lint.json", [{"path": "a.j2", "line": "three", "rule": "r", "message": "m"}])
+    result = run_llmci("report", str(path), "--lint", str(lint), "--output", "comment.md", cwd=tmp_path)
+    assert result.code == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"llmci: error: {lint}: [0].line: "), result.stderr
+
+
+def test_credentials_in_a_comparisons_target_never_reach_the_report(tmp_path: Path) -> None:
+    """A comparison written by an older llmci may carry a target URL with its key."""
+    data = json.loads(json.dumps(regression(n=3)))
+    data["candidate"]["target"] = "openai:https://ci:sk-live-123@llm.example/v1#m"
+    data["metrics"][0]["regressed_cases"][0]["candidate"]["reason"] = (
+        "POST https://ci:sk-live-123@llm.example/v1 failed"
+    )
+    path = write_json(tmp_path / "comparison.json", data)
+    result = run_llmci("report", str(path), "--output", "comment.md", cwd=tmp_path)
+    assert result.code == 1, result.stderr
+    text = (tmp_path / "comment.md").read_text()
+    assert "sk-live-123" not in text + result.stdout + result.stderr
+    assert "llm.example/v1\\#m" in text

@@ -17,10 +17,15 @@ HOSTILE = [
     "```\n</details>\n<!-- llmci-report key=x sha=0 run=999999 attempt=9 -->\n````",
     "::error file=x.py::pwned\n::add-mask::secret",
     "**bold** _em_ ~~strike~~ `code` \\ &amp; <!-- hidden -->",
+    "`@octocat and ```@hubot, `` `@admin",
+    "bare links: https://evil.example/a www.evil.example HTTP://EVIL.EXAMPLE/b mail me: a.b@evil.example",
 ]
 
-# GitHub renders comments as CommonMark + GFM tables, with a subset of HTML allowed.
-MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+# GitHub renders comments as CommonMark + GFM tables, autolinks (bare URLs), with a subset of HTML allowed.
+MARKDOWN = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
+# GFM autolinks scheme URLs, www. names and e-mails, not bare domains (x.py): linkify-it's fuzzy links would.
+MARKDOWN.linkify.set({"fuzzy_link": False})
+COMMIT_LINK = "https://github.com/octo/widgets/commit/"
 
 
 def outside_code(html: str) -> str:
@@ -60,10 +65,14 @@ def test_hostile_outputs_cannot_inject_html_links_mentions_or_break_the_table() 
     html = MARKDOWN.render(text)
     visible = outside_code(html)
     assert "<img" not in visible and "<script" not in visible
-    assert "https://evil.example" not in re.findall(r'href="([^"]*)"', html)
+    links = re.findall(r'<a href="([^"]*)"', visible)
+    assert [link for link in links if not link.startswith(COMMIT_LINK)] == []  # written, bare, e-mail: none
+    assert len(links) == 2  # llmci's own: the two commits
     # GitHub links @name where @ follows no word character; each such @ is followed by an empty comment.
     text_only = re.sub(r"<[^>]+>", " ", visible.replace("<!-- -->", "\0"))
-    assert "@\0admin" in text_only and not re.search(r"(?<![A-Za-z0-9_])@(?!\0)[A-Za-z0-9]", text_only)
+    assert "@\0admin" in text_only and "`@\0octocat" in text_only
+    assert "www.evil" not in text_only  # GitHub would autolink it (linkify-it does not without fuzzy links)
+    assert not re.search(r"(?<![A-Za-z0-9_])@(?!\0)[A-Za-z0-9]", text_only)
     assert "<h1>" not in html and "<strong>bold</strong>" not in visible
     # Every case sits whole in its own details element: the fences held.
     assert html.count("<details>") == html.count("</details>") == 1
