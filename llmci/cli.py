@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _report(message: str) -> None:
     from llmci import gha
+    from llmci.redact import redact_userinfo
 
+    message = redact_userinfo(message)  # a safety net: errors quote URLs, and a URL may carry a key
     for line in message.splitlines():
         click.echo(f"llmci: error: {line}", err=True)
     if gha.in_actions():

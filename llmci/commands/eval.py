@@ -27,7 +27,7 @@ from llmci.commands import config_option
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
     envvar="LLMCI_CACHE_DIR",
-    help="Cache folder [default: .llmci/cache next to llmci.yaml].",
+    help="Cache folder [default: $RUNNER_TEMP/llmci-cache in Actions, else .llmci/cache next to llmci.yaml].",
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar [default: on a terminal; 10% log lines in CI]."
@@ -53,9 +53,13 @@ def eval_command(
     from llmci.config import load_config
     from llmci.errors import UsageError
     from llmci.eval.results import summarize, summary_markdown, write_results
-    from llmci.eval.runner import run_eval
+    from llmci.eval.runner import mask_credentials, run_eval
+    from llmci.fsutil import cache_dir as default_cache_dir
+    from llmci.redact import redact_userinfo
 
+    mask_credentials(target=target)  # first: an error about the spec may quote it
     loaded = load_config(config_path)
+    mask_credentials(judge=loaded.config.eval.judge)
     if suite_name is None:
         suites = list(loaded.config.eval.suites)
         if len(suites) != 1:
@@ -63,15 +67,16 @@ def eval_command(
                 f"--suite is required: llmci.yaml has {len(suites)} suites ({', '.join(suites) or 'none'})"
             )
         suite_name = suites[0]
-    folder = None if no_cache else (cache_dir or loaded.root / ".llmci" / "cache")
+    folder = None if no_cache else default_cache_dir(loaded.root, cache_dir)
     run = run_eval(loaded, suite_name, target, concurrency=concurrency, cache_dir=folder, progress=progress)
     write_results(out, run.results)
 
     summary = summarize(run.results.rows)
-    for item in summary:
-        mean = f"{item['mean']:.4f}" if item["mean"] is not None else "-"
-        passed = f"{item['passed']}/{item['cases']}"
-        click.echo(f"{suite_name} {item['metric']}: mean {mean}, passed {passed}, errors {item['errors']}")
+    with gha.commands_stopped():  # metric names come from the user's tests: none may act as a workflow command
+        for item in summary:
+            mean = f"{item['mean']:.4f}" if item["mean"] is not None else "-"
+            passed = f"{item['passed']}/{item['cases']}"
+            click.echo(f"{suite_name} {item['metric']}: mean {mean}, passed {passed}, errors {item['errors']}")
     stats = run.stats
     click.echo(
         f"llmci eval: {len(run.results.rows)} rows in {stats.seconds:.1f} s; model calls {stats.model_calls}, "
@@ -81,4 +86,4 @@ def eval_command(
     )
     if gha.in_actions():
         gha.set_output("results", str(out))
-        gha.append_summary(summary_markdown(suite_name, target, summary))
+        gha.append_summary(summary_markdown(suite_name, redact_userinfo(target), summary))

@@ -15,6 +15,10 @@ How a metric is decided (its gate: `eval.suites.S.metrics[].gate`):
 
 The verdict is regression if any metric regressed, else inconclusive if any
 metric was, else pass. The JSON format is documented in README.md.
+
+Nothing in the document carries a URL's credentials: what it copies from the
+tables (their metadata, outputs, reasons) is passed through `redact_userinfo`,
+since a table written by an older llmci may still hold `user:key@` in its target.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 
 from llmci.compare.stats import mcnemar_exact, paired_bootstrap
 from llmci.config import CompareConfig, GateConfig
+from llmci.redact import redact_userinfo
 
 FORMAT = "llmci.comparison/1"
 VERDICTS = ("pass", "regression", "inconclusive")
@@ -60,16 +65,29 @@ def compare_results(
     warnings = []
     if baseline_meta.get("dataset_sha256") != candidate_meta.get("dataset_sha256"):
         warnings.append("the two sides were evaluated on different datasets: only matching case ids are compared")
-    return {
-        "format": FORMAT,
-        "verdict": verdict,
-        "baseline": baseline_meta,
-        "candidate": candidate_meta,
-        "settings": {"confidence": settings.confidence, "resamples": settings.resamples, "seed": settings.seed},
-        "metrics": metrics,
-        "suites": suites,
-        "warnings": warnings,
-    }
+    return _without_credentials(
+        {
+            "format": FORMAT,
+            "verdict": verdict,
+            "baseline": baseline_meta,
+            "candidate": candidate_meta,
+            "settings": {"confidence": settings.confidence, "resamples": settings.resamples, "seed": settings.seed},
+            "metrics": metrics,
+            "suites": suites,
+            "warnings": warnings,
+        }
+    )
+
+
+def _without_credentials(value: Any) -> Any:
+    """`value` (the comparison document) with `user:password@` cut from every URL in every string."""
+    if isinstance(value, str):
+        return redact_userinfo(value)
+    if isinstance(value, dict):
+        return {key: _without_credentials(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_credentials(item) for item in value]
+    return value
 
 
 def _metric(suite: str, metric: str, group: Any, gate: GateConfig, settings: CompareConfig, rng: Any) -> dict:
@@ -159,13 +177,18 @@ def _changed_cases(scored: Any) -> dict[str, Any]:
     drop = scored["score_c"] - scored["score_b"]
     regressed = scored[(judged & ok_b & ~ok_c) | (~judged & (drop < 0))]
     fixed = scored[(judged & ~ok_b & ok_c) | (~judged & (drop > 0))]
+    # drop[rows.index]: assigning the whole Series to an empty frame would give it the Series' rows (all NaN).
     return {
         "regressed": [
-            _case(row) for row in regressed.assign(_d=drop).sort_values("_d").head(MAX_LISTED_CASES).itertuples()
+            _case(row)
+            for row in regressed.assign(_d=drop[regressed.index]).sort_values("_d").head(MAX_LISTED_CASES).itertuples()
         ],
         "fixed": [
             _case(row)
-            for row in fixed.assign(_d=drop).sort_values("_d", ascending=False).head(MAX_LISTED_CASES).itertuples()
+            for row in fixed.assign(_d=drop[fixed.index])
+            .sort_values("_d", ascending=False)
+            .head(MAX_LISTED_CASES)
+            .itertuples()
         ],
         "n_regressed": len(regressed),
         "n_fixed": len(fixed),

@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from llmci.config import GenerationConfig
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -21,6 +23,11 @@ CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 def cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def generation_key(target_identity: str, prompt: str, params: GenerationConfig) -> str:
+    """The key of one generation: the runner and the pytest fixture `llmci_target` share these entries."""
+    return cache_key("generation", target_identity, prompt, params.model_dump())
 
 
 class EvalCache:

@@ -2,7 +2,9 @@
 
 429 waits what `Retry-After` says (capped); 5xx, timeouts and dropped
 connections back off exponentially; any other status fails at once. Every
-failure is one line naming the URL and the status; keys never appear in it.
+failure is one line naming the URL and the status; keys never appear in it:
+a base URL's `user:password@` is sent as HTTP basic auth and cut from every
+URL a message names (`split_userinfo`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import email.utils
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from llmci.redact import redact_userinfo, without_userinfo
 
 #: The longest a single Retry-After is honoured; a server asking for more is treated as failing.
 MAX_RETRY_AFTER_S = 60.0
@@ -19,6 +24,17 @@ MAX_RETRY_AFTER_S = 60.0
 
 class CallError(Exception):
     """A model or judge call that failed for good: the case is recorded as inconclusive."""
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`url` without its `user:password@`, and that pair (decoded) for HTTP basic auth, or None.
+
+    The clean URL is what llmci records and prints; only the HTTP client gets the pair.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    return without_userinfo(url), (unquote(parts.username or ""), unquote(parts.password or ""))
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,8 @@ async def post_json(client: Any, url: str, payload: dict[str, Any], policy: Retr
         wait = policy.delay(attempt, status, retry_after)
         if wait is None:
             tries = f" after {attempt} attempts" if attempt > 1 else ""
-            raise CallError(problem + tries)
+            # The URL is clean, but a server or proxy may echo a URL with credentials in its body or error.
+            raise CallError(redact_userinfo(problem + tries))
         await asyncio.sleep(wait)
 
 

@@ -4,7 +4,8 @@ DeepEval's LLM-judged metrics (GEval, AnswerRelevancy, Faithfulness, ...)
 call it; nothing else ever picks a judge, so no hosted API is called unless
 the configuration names it. The tokens and cost of its calls are added to the
 `JudgeUsage` of the measurement that made them (a context variable, so
-concurrent cases keep theirs apart).
+concurrent cases keep theirs apart). A `user:password@` in `base_url` is sent
+as HTTP basic auth; the judge's `identity` (recorded in results) is without it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from deepeval.models import DeepEvalBaseLLM
 
 from llmci.config import JudgeConfig, Price
-from llmci.eval.http import RetryPolicy, chat_answer, chat_payload, post_json
+from llmci.eval.http import RetryPolicy, chat_answer, chat_payload, post_json, split_userinfo
 
 
 @dataclass
@@ -36,7 +37,8 @@ current_usage: ContextVar[JudgeUsage | None] = ContextVar("llmci_judge_usage", d
 class OpenAICompatibleJudge(DeepEvalBaseLLM):
     def __init__(self, config: JudgeConfig, *, price: Price | None, policy: RetryPolicy) -> None:
         self.config = config
-        self.url = config.base_url.rstrip("/") + "/chat/completions"
+        self.base_url, self._basic_auth = split_userinfo(config.base_url)
+        self.url = self.base_url.rstrip("/") + "/chat/completions"
         self.price = price
         self.policy = policy
         self._api_key = os.environ.get(config.api_key_env)
@@ -46,7 +48,7 @@ class OpenAICompatibleJudge(DeepEvalBaseLLM):
     @property
     def identity(self) -> str:
         """What cached scores are keyed on: another judge gives other scores."""
-        return f"{self.config.base_url}#{self.config.model}"
+        return f"{self.base_url}#{self.config.model}"
 
     def load_model(self) -> OpenAICompatibleJudge:
         return self
@@ -58,7 +60,7 @@ class OpenAICompatibleJudge(DeepEvalBaseLLM):
         import httpx
 
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        return httpx.AsyncClient(headers=headers, timeout=self.config.timeout_s)
+        return httpx.AsyncClient(headers=headers, auth=self._basic_auth, timeout=self.config.timeout_s)
 
     async def _complete(self, client: Any, prompt: str) -> str:
         payload = chat_payload(self.config.model, prompt, max_tokens=1024, temperature=0.0, stop=[])

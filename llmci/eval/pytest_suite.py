@@ -2,10 +2,16 @@
 
 pytest runs in a child process with llmci's plugin (`llmci.eval.pytest_plugin`),
 in the folder of llmci.yaml; the target spec reaches the tests as the
-environment variable `LLMCI_TARGET`, so one suite can test the baseline and the
-candidate. Each measured test case becomes rows of the same results table:
-the case id is the test's node id (`#2`, `#3`, ... when one test measures
-several cases), one row per metric.
+environment variable `LLMCI_TARGET` (and as the plugin's `llmci_target`
+fixture), so one suite can test the baseline and the candidate. Each measured
+test case becomes rows of the same results table: the case id is the test's
+node id (`#2`, `#3`, ... when one test measures several cases), one row per
+metric.
+
+DeepEval in the child takes its default judge from its settings, which read
+the environment: `eval.judge` is handed over as DeepEval's "local model"
+(an OpenAI-compatible endpoint), so metrics the tests build without a `model`
+use the configured judge, never a hosted API llmci was not told about.
 """
 
 from __future__ import annotations
@@ -21,15 +27,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmci.config import LoadedConfig, SuiteConfig
+from llmci import gha
+from llmci.config import JudgeConfig, LoadedConfig, SuiteConfig
 from llmci.errors import InputError
 from llmci.eval.results import EMPTY_ROW, Results
+from llmci.redact import redact_userinfo, without_userinfo
 
 #: pytest exit codes that mean the suite itself could not run (0 and 1 are results).
 PYTEST_PROBLEMS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests were collected"}
 
 
-def run_pytest_suite(loaded: LoadedConfig, name: str, suite: SuiteConfig, target_spec: str) -> Any:
+#: DeepEval's model selectors that it checks before its local model: set to false so eval.judge wins
+#: over a provider picked in the project's .env (deepeval/metrics/utils/models.py, 4.x).
+DEEPEVAL_EARLIER_PROVIDERS = ("USE_OPENAI_MODEL", "USE_GEMINI_MODEL", "USE_LITELLM", "USE_PORTKEY_MODEL")
+
+
+def run_pytest_suite(
+    loaded: LoadedConfig, name: str, suite: SuiteConfig, target_spec: str, *, cache_dir: Path | None = None
+) -> Any:
+    """Run the suite's pytest files against `target_spec`; `cache_dir` None: the fixture caches nothing."""
     from llmci.eval.runner import RunStats, SuiteRun, suite_metadata
 
     paths = [loaded.root / path for path in suite.pytest or []]
@@ -39,33 +55,82 @@ def run_pytest_suite(loaded: LoadedConfig, name: str, suite: SuiteConfig, target
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="llmci-pytest-") as scratch:
         out = Path(scratch) / "records.json"
-        env = {**os.environ, "LLMCI_PYTEST_RESULTS": str(out), "LLMCI_TARGET": target_spec}
+        env = child_environment(loaded, name, target_spec, cache_dir, results=out)
         command = [sys.executable, "-m", "pytest", "-q", "-p", "llmci.eval.pytest_plugin", "-p", "no:cacheprovider"]
         proc = subprocess.run(
             [*command, *map(str, paths)], cwd=loaded.root, env=env, capture_output=True, text=True, check=False
         )
-        sys.stderr.write(proc.stdout[-4000:])
+        forward_untrusted(proc.stdout[-4000:])
         if proc.returncode in PYTEST_PROBLEMS or not out.is_file():
             last = (proc.stdout.strip().splitlines() or proc.stderr.strip().splitlines() or ["no output"])[-1]
             problem = PYTEST_PROBLEMS.get(proc.returncode, f"exit {proc.returncode}")
-            raise InputError(f"eval.suites.{name}.pytest: pytest {problem}: {last}")
+            raise InputError(f"eval.suites.{name}.pytest: pytest {problem}: {redact_userinfo(last)}")
         records = json.loads(out.read_text(encoding="utf-8"))
     rows = rows_from_records(name, records)
     stats = RunStats(errors=sum(1 for row in rows if row["error"]), seconds=time.perf_counter() - started)
     digest = _files_digest(paths, loaded.root)
-    meta = suite_metadata(loaded, name, suite, target_spec, None, " ".join(suite.pytest or []), digest, None)
+    judge = loaded.config.eval.judge
+    judge_identity = f"{without_userinfo(judge.base_url)}#{judge.model}" if judge is not None else None
+    meta = suite_metadata(loaded, name, suite, target_spec, None, " ".join(suite.pytest or []), digest, judge_identity)
     meta["cases"] = len({row["case_id"] for row in rows})
     meta["metrics"] = sorted({row["metric"] for row in rows})
     return SuiteRun(Results(rows, meta), stats)
+
+
+def child_environment(
+    loaded: LoadedConfig, suite: str, target_spec: str, cache_dir: Path | None, *, results: Path
+) -> dict[str, str]:
+    """The pytest child's environment: the target for the tests and the fixture, the judge for DeepEval."""
+    env = {
+        **os.environ,
+        "LLMCI_PYTEST_RESULTS": str(results),
+        # With its credentials: the tests and the llmci_target fixture call it (the log masks them).
+        "LLMCI_TARGET": target_spec,
+        "LLMCI_SUITE": suite,
+        # A CI tool phones nobody, whatever the caller's environment says.
+        "DEEPEVAL_TELEMETRY_OPT_OUT": "1",
+    }
+    if loaded.path is not None:
+        env["LLMCI_CONFIG"] = str(loaded.path)
+    if cache_dir is not None:
+        env["LLMCI_CACHE_DIR"] = str(cache_dir)
+        env.pop("LLMCI_NO_CACHE", None)
+    else:
+        env["LLMCI_NO_CACHE"] = "1"
+    if loaded.config.eval.judge is not None:
+        env.update(deepeval_judge_environment(loaded.config.eval.judge))
+    return env
+
+
+def deepeval_judge_environment(judge: JudgeConfig) -> dict[str, str]:
+    """DeepEval's settings for `judge` as its default model (what `deepeval set-local-model` would store)."""
+    return {
+        "USE_LOCAL_MODEL": "YES",
+        **dict.fromkeys(DEEPEVAL_EARLIER_PROVIDERS, "NO"),
+        "LOCAL_MODEL_BASE_URL": judge.base_url,
+        "LOCAL_MODEL_NAME": judge.model,
+        # DeepEval refuses to build its client without a key; a keyless local judge ignores this one.
+        "LOCAL_MODEL_API_KEY": os.environ.get(judge.api_key_env) or "no-key",
+        "LOCAL_MODEL_FORMAT": "json",
+    }
+
+
+def forward_untrusted(text: str) -> None:
+    """Show the child's output on stderr; in Actions with workflow commands stopped, as it is test output."""
+    if not text:
+        return
+    with gha.commands_stopped(out=sys.stderr):
+        # The resume marker must start a line of its own, or the runner never resumes commands.
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        sys.stderr.flush()
 
 
 def rows_from_records(suite: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for record in records:
         if record["error"] is not None:
-            rows.append(
-                {**EMPTY_ROW, "suite": suite, "case_id": record["nodeid"], "metric": "pytest", "error": record["error"]}
-            )
+            error = redact_userinfo(record["error"])
+            rows.append({**EMPTY_ROW, "suite": suite, "case_id": record["nodeid"], "metric": "pytest", "error": error})
         for index, case in enumerate(record["cases"], start=1):
             case_id = record["nodeid"] if index == 1 else f"{record['nodeid']}#{index}"
             took = case.get("completion_time")
@@ -85,7 +150,8 @@ def rows_from_records(suite: str, records: list[dict[str, Any]]) -> list[dict[st
             for metric in case.get("metrics_data") or []:
                 error, score = metric.get("error"), metric.get("score")
                 if error is None and (score is None or not math.isfinite(score)):
-                    error = f"the metric returned no usable score ({score})"
+                    # A metric that raised left no score; the exception that ended the test says why.
+                    error = record.get("exception") or f"the metric returned no usable score ({score})"
                 rows.append(
                     {
                         **base,
@@ -94,7 +160,7 @@ def rows_from_records(suite: str, records: list[dict[str, Any]]) -> list[dict[st
                         "threshold": metric.get("threshold"),
                         "success": None if error else metric.get("success"),
                         "reason": metric.get("reason"),
-                        "error": error,
+                        "error": redact_userinfo(error) if error else None,
                         "eval_cost": metric.get("evaluation_cost"),
                     }
                 )

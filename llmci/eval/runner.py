@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from llmci import __version__
-from llmci.config import GenerationConfig, LoadedConfig, SuiteConfig
+from llmci.config import GenerationConfig, JudgeConfig, LoadedConfig, SuiteConfig
 from llmci.errors import ConfigError, InputError
-from llmci.eval.cache import EvalCache, cache_key
+from llmci.eval.cache import EvalCache, cache_key, generation_key
 from llmci.eval.cases import Case, Generation, load_cases
 from llmci.eval.http import CallError, RetryPolicy
 from llmci.eval.results import EMPTY_ROW, Results
 from llmci.eval.targets import Target, open_target
 from llmci.fsutil import display_path
+from llmci.redact import redact_userinfo, userinfo_secrets
 
 
 @dataclass
@@ -72,7 +73,7 @@ def run_eval(
     if suite.pytest is not None:
         from llmci.eval.pytest_suite import run_pytest_suite
 
-        return run_pytest_suite(loaded, suite_name, suite, target_spec)
+        return run_pytest_suite(loaded, suite_name, suite, target_spec, cache_dir=cache_dir)
 
     from llmci.eval.metrics import build_metrics
     from llmci.templating import load_template
@@ -84,7 +85,7 @@ def run_eval(
     case_set = load_cases(loaded.root / suite.dataset, template)
     judge = _judge(loaded)
     metrics = build_metrics(loaded, suite_name, suite.metrics, judge)
-    target = open_target(target_spec, loaded)
+    target = open_target(target_spec, loaded, cache_dir)
     if target.spec == "recorded":
         missing = next((case for case in case_set.cases if case.recording is None), None)
         if missing is not None:
@@ -103,24 +104,39 @@ def run_eval(
         run.cache.close()
     run.stats.seconds = time.perf_counter() - started
     dataset = display_path(case_set.path)
-    meta = suite_metadata(loaded, suite_name, suite, target.spec, target.model_version, dataset, case_set.sha256, judge)
+    judge_identity = judge.identity if judge is not None else None
+    meta = suite_metadata(
+        loaded, suite_name, suite, target.spec, target.model_version, dataset, case_set.sha256, judge_identity
+    )
     meta["cases"] = len(case_set.cases)
     return SuiteRun(Results(rows, meta), run.stats)
+
+
+def mask_credentials(*, target: str | None = None, judge: JudgeConfig | None = None) -> None:
+    """In Actions, have the runner hide credentials from the log; call it before anything is printed.
+
+    The target's and the judge's URL userinfo (`user:password@`), and the judge's API key.
+    """
+    import os
+
+    from llmci import gha
+
+    secrets = userinfo_secrets(target or "")
+    if judge is not None:
+        secrets += [*userinfo_secrets(judge.base_url), os.environ.get(judge.api_key_env, "")]
+    for secret in dict.fromkeys(secrets):  # each once
+        gha.add_mask(secret)
 
 
 def _judge(loaded: LoadedConfig) -> Any:
     settings = loaded.config.eval
     if settings.judge is None:
         return None
-    from llmci import gha
     from llmci.eval.judge import OpenAICompatibleJudge
 
-    judge = OpenAICompatibleJudge(
+    return OpenAICompatibleJudge(
         settings.judge, price=settings.prices.get(settings.judge.model), policy=RetryPolicy(settings.retries)
     )
-    if judge._api_key:
-        gha.add_mask(judge._api_key)
-    return judge
 
 
 class _Run:
@@ -178,6 +194,8 @@ class _Run:
             else:
                 row = await self.measure(spec, case, generation)
             if row.get("error"):
+                # Error texts quote servers and libraries: never let a URL's credentials into the table.
+                row["error"] = redact_userinfo(row["error"])
                 self.stats.errors += 1
             rows.append({**EMPTY_ROW, **base, **row})
         return rows
@@ -185,7 +203,7 @@ class _Run:
     async def generate(self, case: Case) -> tuple[Generation | None, str | None, bool]:
         key = None
         if self.target.cacheable:
-            key = cache_key("generation", self.target.identity, case.prompt, self.params.model_dump())
+            key = generation_key(self.target.identity, case.prompt, self.params)
             hit = self.cache.get("generations", key)
             if hit is not None:
                 self.stats.cached_generations += 1
@@ -259,9 +277,9 @@ def suite_metadata(
     model_version: str | None,
     dataset: str,
     dataset_sha256: str,
-    judge: Any,
+    judge: str | None,
 ) -> dict[str, Any]:
-    """What the results table says about its run (see README: the results table)."""
+    """What the results table says about its run (see README: the results table); no credentials in it."""
     import deepeval
 
     from llmci.registry.manifest import lineage_from_environment
@@ -269,7 +287,7 @@ def suite_metadata(
     lineage = lineage_from_environment(loaded.root)
     return {
         "suite": name,
-        "target": target,
+        "target": redact_userinfo(target),
         "model_version": model_version,
         "git_repo": lineage.git_repo,
         "git_commit": lineage.git_commit,
@@ -277,7 +295,7 @@ def suite_metadata(
         "dataset": dataset,
         "dataset_sha256": dataset_sha256,
         "metrics": [metric.key for metric in suite.metrics],
-        "judge": judge.identity if judge is not None else None,
+        "judge": redact_userinfo(judge) if judge is not None else None,
         "generation": suite.generation.model_dump(),
         "llmci_version": __version__,
         "deepeval_version": deepeval.__version__,

@@ -9,6 +9,10 @@ Local models get the prompt as it is (no chat template): that is how `llmci
 train` teaches them. A target's `identity` is what the generation cache keys
 on: local models by their content digest, so changed weights are never served
 from the cache.
+
+A `user:password@` in an `openai:` base URL is sent as HTTP basic auth and
+nowhere else: `spec` and `identity` (which land in results tables, messages
+and logs) are written without it.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from typing import Any
 from llmci.config import GenerationConfig, LoadedConfig, Price
 from llmci.errors import UsageError
 from llmci.eval.cases import Case, Generation
-from llmci.eval.http import CallError, RetryPolicy, chat_answer, chat_payload, post_json
+from llmci.eval.http import CallError, RetryPolicy, chat_answer, chat_payload, post_json, split_userinfo
+from llmci.fsutil import cache_dir
+from llmci.redact import redact_userinfo
 
 TARGET_FORMS = "registry:NAME@VERSION, hf:PATH, openai:BASE_URL#MODEL or recorded"
 
 
 class Target(ABC):
-    #: As the user wrote it.
+    #: As the user wrote it, minus any credentials.
     spec: str
     #: What cached generations are keyed on.
     identity: str
@@ -46,27 +52,32 @@ class Target(ABC):
         """Release connections."""
 
 
-def open_target(spec: str, loaded: LoadedConfig) -> Target:
-    """The target `spec` names; problems with the spec itself are usage errors (exit 2)."""
+def open_target(spec: str, loaded: LoadedConfig, cache: Path | None = None) -> Target:
+    """The target `spec` names; problems with the spec itself are usage errors (exit 2).
+
+    `cache` is the cache folder (pulled registry models, file hashes of `hf:` models); default: `fsutil.cache_dir`.
+    """
     settings = loaded.config.eval
     if spec == "recorded":
         return RecordedTarget()
+    shown = redact_userinfo(spec)  # what messages may say
     kind, _, rest = spec.partition(":")
     if kind == "hf" and rest:
         folder = loaded.root / Path(rest).expanduser()  # an absolute PATH stays itself
-        return LocalModelTarget(spec, folder, identity=f"hf:{_folder_digest(folder, spec, loaded.root)}")
+        hashes = (cache or cache_dir(loaded.root)) / "file-hashes.json"
+        return LocalModelTarget(shown, folder, identity=f"hf:{_folder_digest(folder, shown, hashes)}")
     if kind == "registry" and rest:
         from llmci.registry import open_registry, parse_ref, pull_cached
 
-        manifest, folder = pull_cached(open_registry(loaded), parse_ref(rest), loaded.root)
-        target = LocalModelTarget(spec, folder, identity=f"registry:{manifest.digest}")
+        manifest, folder = pull_cached(open_registry(loaded), parse_ref(rest), loaded.root, cache)
+        target = LocalModelTarget(shown, folder, identity=f"registry:{manifest.digest}")
         target.model_version = manifest.ref
         return target
     if kind == "openai" and rest:
         base_url, _, model = rest.partition("#")
         if not base_url.startswith(("http://", "https://")) or not model:
             raise UsageError(
-                f"--target {spec}: expected openai:BASE_URL#MODEL, e.g. openai:http://localhost:8000/v1#my-model"
+                f"--target {shown}: expected openai:BASE_URL#MODEL, e.g. openai:http://localhost:8000/v1#my-model"
             )
         return OpenAITarget(
             base_url.rstrip("/"),
@@ -75,7 +86,7 @@ def open_target(spec: str, loaded: LoadedConfig) -> Target:
             price=settings.prices.get(model),
             policy=RetryPolicy(settings.retries),
         )
-    raise UsageError(f"--target {spec}: unknown target", hint=f"use {TARGET_FORMS}")
+    raise UsageError(f"--target {shown}: unknown target", hint=f"use {TARGET_FORMS}")
 
 
 class RecordedTarget(Target):
@@ -141,7 +152,9 @@ class OpenAITarget(Target):
     def __init__(
         self, base_url: str, model: str, *, api_key: str | None, price: Price | None, policy: RetryPolicy
     ) -> None:
+        base_url, self._basic_auth = split_userinfo(base_url)
         self.spec = f"openai:{base_url}#{model}"
+        # Credentials do not change what the model answers: a rotated key keeps the cache.
         self.identity = self.spec
         self.url = f"{base_url}/chat/completions"
         self.model = model
@@ -156,7 +169,10 @@ class OpenAITarget(Target):
 
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             self._client = httpx.AsyncClient(
-                headers=headers, timeout=timeout_s, limits=httpx.Limits(max_connections=64)
+                headers=headers,
+                auth=self._basic_auth,  # user:password@ from the URL; it replaces the bearer key when both are given
+                timeout=timeout_s,
+                limits=httpx.Limits(max_connections=64),
             )
         return self._client
 
@@ -185,13 +201,13 @@ def _cut_at_stop(text: str, stop: list[str]) -> str:
     return text[:cut]
 
 
-def _folder_digest(folder: Path, spec: str, root: Path) -> str:
-    """The model folder's content digest (as the registry computes it); file hashes cached by size and mtime."""
+def _folder_digest(folder: Path, spec: str, hashes: Path) -> str:
+    """The model folder's content digest (as the registry computes it); file hashes cached in `hashes`."""
     from llmci.registry.manifest import content_digest, scan_folder
 
     if not (folder / "config.json").is_file():
         raise UsageError(f"--target {spec}: {folder} is not a model folder (no config.json)")
     try:
-        return content_digest(scan_folder(folder, root / ".llmci" / "cache" / "file-hashes.json"))
+        return content_digest(scan_folder(folder, hashes))
     except OSError as exc:
         raise UsageError(f"--target {spec}: cannot read the model: {exc.strerror}") from None

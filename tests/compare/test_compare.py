@@ -116,6 +116,9 @@ def test_comparison_reports_deltas_intervals_and_the_regressed_cases() -> None:
     assert metric["n_regressed_cases"] == 30 and len(metric["regressed_cases"]) == 20
     first = metric["regressed_cases"][0]
     assert first["baseline"]["output"] == "same" and first["candidate"]["score"] == 0.0
+    # Nothing got better: no fixed case is listed (not phantom rows), and the document is strict JSON.
+    assert metric["n_fixed_cases"] == 0 and metric["fixed_cases"] == []
+    json.dumps(doc, allow_nan=False)
     suite = doc["suites"][0]
     assert suite["latency_ms"]["baseline"]["p95"] == 100.0 and suite["latency_ms"]["candidate"]["p50"] == 120.0
     assert suite["cost"]["baseline"] == pytest.approx(0.4) and suite["cost"]["candidate"] == pytest.approx(0.2)
@@ -182,3 +185,16 @@ def test_cli_exit_codes_and_the_documented_json(tmp_path: Path) -> None:
     (tmp_path / "junk.jsonl").write_text('{"a": 1}\n')
     result = run_llmci("compare", "base.jsonl", "junk.jsonl", cwd=tmp_path)
     assert result.code == 2 and "junk.jsonl: not an llmci results table" in result.stderr
+
+
+def test_names_from_the_tables_cannot_issue_workflow_commands(tmp_path: Path) -> None:
+    for name in ("base.jsonl", "cand.jsonl"):
+        row = {**EMPTY_ROW, "suite": "::error::pwned", "case_id": "1", "metric": "m", "score": 1.0, "success": True}
+        write_results(tmp_path / name, Results([row], {}))
+    (tmp_path / "llmci.yaml").write_text("eval:\n  compare: {resamples: 200}\n")
+    result = run_llmci("compare", "base.jsonl", "cand.jsonl", cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    where = next(i for i, line in enumerate(lines) if line.startswith("::error::pwned"))
+    token = lines[0].removeprefix("::stop-commands::")
+    assert lines[0].startswith("::stop-commands::") and f"::{token}::" in lines[where + 1 :], lines
