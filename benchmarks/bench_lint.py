@@ -5,8 +5,8 @@
 2. Re-linting the unchanged tree with the content-hash cache vs the first, cold
    run. Target: speed-up >= 10.
 
-The templates are the real corpus (../shared/corpora/prompt-templates) and the
-quickstart prompts, copied round-robin to 2,000 files, each made unique.
+The templates are the real corpus vendored in tests/data/prompt-templates, copied
+round-robin to 2,000 files, each made unique.
 
     .venv/bin/python benchmarks/bench_lint.py
 """
@@ -27,7 +27,7 @@ from llmci.lint.engine import Linter
 from llmci.templating import make_environment
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpora" / "prompt-templates"
+CORPUS = REPO / "tests" / "data" / "prompt-templates"
 N_TEMPLATES = 2000
 REPEATS = 5
 

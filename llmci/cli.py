@@ -55,7 +55,7 @@ def cli() -> None:
 
     Exit codes: 0 ok, 1 check failed (or a regression), 2 usage or config error, 3 inconclusive,
     4 not found, 5 conflict, 6 integrity, 7 storage, 8 GitHub, 9 training failed, 10 Ray cluster
-    unreachable, 70 internal error.
+    unreachable, 11 deploy rolled back, 12 not approved, 70 internal error.
     """
 
 

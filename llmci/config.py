@@ -7,6 +7,7 @@ reported as `file:line: key: what is wrong`, one line each.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import typing
 from pathlib import Path
@@ -41,8 +42,44 @@ CHAT_TEMPLATE_INPUTS = frozenset(
 )
 
 
+class _AnchorRefused(yaml.YAMLError):
+    """An anchor or alias in llmci.yaml, where it is found (the key path so far and the line)."""
+
+    def __init__(self, where: tuple[Any, ...], line: int, message: str) -> None:
+        super().__init__(message)
+        self.where, self.line, self.message = where, line, message
+
+
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading `1e-6` as the number YAML 1.2 (and every user) means, not a string."""
+    """PyYAML's safe loader, reading `1e-6` as the number YAML 1.2 (and every user) means, not a string.
+
+    Anchors and aliases are refused as they are read: an alias shares a node,
+    so nine nested aliases in a few hundred bytes make a tree of a billion
+    nodes for whatever walks it (the schema, the line finder). A config file
+    has no need of them.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._where: tuple[Any, ...] = ()  # the key path of the node being composed, for the message
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # `index` is the key node of a mapping value, the position of a list item, None for a key or the root.
+        step = () if index is None else (index.value if isinstance(index, yaml.Node) else index,)
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            sigil = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            raise _AnchorRefused(
+                self._where + step,
+                event.start_mark.line + 1,
+                f"YAML anchors and aliases are not supported ({sigil}{anchor}); write the value out",
+            )
+        self._where += step
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._where = self._where[: len(self._where) - len(step)]
 
 
 _Loader.add_implicit_resolver(
@@ -331,14 +368,19 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
         raise ConfigError(f"{shown}: no such file", hint="pass --config with the path of your llmci.yaml") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{shown}: cannot read: {exc}") from None
-    return LoadedConfig(parse_config(text, shown), path.resolve())
+    path = path.resolve()
+    return LoadedConfig(parse_config(text, shown, root=path.parent), path)
 
 
-def parse_config(text: str, filename: str = CONFIG_FILENAME) -> Config:
+def parse_config(text: str, filename: str = CONFIG_FILENAME, root: Path | None = None) -> Config:
+    """Parse and validate llmci.yaml's text; with `root` (its folder), also check the paths it names."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        _check_keys(node, filename)
         data = loader.construct_document(node) if node is not None else {}
+    except _AnchorRefused as exc:
+        raise ConfigError(f"{filename}:{exc.line}: {_dotted(exc.where) or '(top level)'}: {exc.message}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
@@ -350,11 +392,113 @@ def parse_config(text: str, filename: str = CONFIG_FILENAME) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}:1: the top level must be a mapping of sections, not {type(data).__name__}")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         lines = _key_lines(node)
         problems = [_describe(error, filename, lines) for error in exc.errors()]
         raise ConfigError("\n".join(problems)) from None
+    if root is not None:
+        problems = _outside_paths(config, root)
+        if problems:
+            lines = _key_lines(node)
+            raise ConfigError(
+                "\n".join(f"{filename}:{_line_of(lines, key)}: {_dotted(key)}: {what}" for key, what in problems)
+            )
+    return config
+
+
+def _check_keys(node: yaml.Node | None, filename: str, path: tuple[Any, ...] = ()) -> None:
+    """Refuse a key given twice in one mapping (YAML would keep the last silently), and merge keys."""
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise ConfigError(
+                    f"{filename}:{line}: {_dotted(path) or '(top level)'}: merge keys (<<) are not supported; "
+                    "write the keys out"
+                )
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key in first_line:
+                raise ConfigError(
+                    f"{filename}:{line}: {_dotted((*path, key))}: duplicate key '{key}' "
+                    f"(first at line {first_line[key]}); keep one"
+                )
+            if key is not None:
+                first_line[key] = line
+            _check_keys(value_node, filename, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_keys(item, filename, (*path, index))
+
+
+# -- paths ---------------------------------------------------------------------------------
+#
+# A pull request can change llmci.yaml. The files it names are read (and some of
+# their content shown in the PR comment, the job summary, the log), so a key must
+# not reach a file outside the project: `../../.ssh/id_rsa`, `/proc/self/environ`,
+# or a committed link to one. Paths are resolved (links followed) and must stay in
+# the folder of llmci.yaml. Templates may also come from `lint.search_path`, the
+# explicit list of other folders, which must stay in the repository (the folder
+# with `.git` above llmci.yaml, when there is one). Paths given on the command
+# line are the user's own choice and are not checked.
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _outside_paths(config: Config, root: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """(key path, problem) for every path-valued key that leaves the project."""
+    root = root.resolve()
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    repository = _repository_root(root)
+    allowed = [root]
+    for index, folder in enumerate(config.lint.search_path):
+        resolved = (root / folder).resolve()
+        if repository is not None and not resolved.is_relative_to(repository):
+            what = "is outside the repository that holds llmci.yaml; search only folders of the repository"
+            problems.append((("lint", "search_path", index), f"'{folder}' {what}"))
+        else:
+            allowed.append(resolved)
+    for index, entry in enumerate(config.prompts):
+        # The glob's fixed start (before any wildcard) must be in the project or a search_path folder;
+        # what it matches is checked again, links resolved, when the linter globs.
+        parts = Path(entry.path).parts
+        fixed = Path(*parts[: next((i for i, p in enumerate(parts) if _GLOB_CHARS & set(p)), len(parts))])
+        if not any((root / fixed).resolve().is_relative_to(folder) for folder in allowed):
+            what = "is outside the folder of llmci.yaml; add its folder to lint.search_path to lint templates there"
+            problems.append((("prompts", index, "path"), f"'{entry.path}' {what}"))
+    for key, value in _project_files(config):
+        if not (root / value).resolve().is_relative_to(root):
+            lexical = Path(os.path.normpath(root / value)).is_relative_to(root)
+            where = "is a link to outside" if lexical else "is outside"
+            problems.append((key, f"'{value}' {where} the folder of llmci.yaml; keep the project's files inside it"))
+    return problems
+
+
+def _project_files(config: Config) -> list[tuple[tuple[Any, ...], str]]:
+    """The keys naming files of the project that llmci reads: datasets, prompts, DeepEval test files."""
+    files: list[tuple[tuple[Any, ...], str]] = []
+    if config.train is not None:
+        for name in ("dataset", "eval_dataset", "prompt"):
+            value = getattr(config.train, name)
+            if value is not None:
+                files.append((("train", name), value))
+    for suite_name, suite in config.eval.suites.items():
+        for name in ("dataset", "prompt"):
+            value = getattr(suite, name)
+            if value is not None:
+                files.append((("eval", "suites", suite_name, name), value))
+        files.extend((("eval", "suites", suite_name, "pytest", i), value) for i, value in enumerate(suite.pytest or []))
+    return files
+
+
+def _repository_root(folder: Path) -> Path | None:
+    """The nearest folder at or above `folder` holding `.git`; None outside a repository."""
+    return next((parent for parent in (folder, *folder.parents) if (parent / ".git").exists()), None)
+
+
+def _line_of(lines: dict[tuple[Any, ...], int], key_loc: tuple[Any, ...]) -> int:
+    return next((lines[key_loc[:n]] for n in range(len(key_loc), 0, -1) if key_loc[:n] in lines), 1)
 
 
 def _key_lines(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -374,7 +518,7 @@ def _key_lines(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple
 
 def _describe(error: dict[str, Any], filename: str, lines: dict[tuple[Any, ...], int]) -> str:
     key_loc = tuple(error["loc"])
-    line = next((lines[key_loc[:n]] for n in range(len(key_loc), 0, -1) if key_loc[:n] in lines), 1)
+    line = _line_of(lines, key_loc)
     dotted = _dotted(key_loc) or "(top level)"
     if error["type"] == "extra_forbidden":
         allowed = _field_names(key_loc[:-1])

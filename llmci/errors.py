@@ -35,6 +35,10 @@ class ExitCode(IntEnum):
     TRAINING = 9
     #: The Ray cluster could not be reached or refused the request (Jobs API, Ray Client, token).
     CLUSTER = 10
+    #: `llmci deploy`: the new version failed (did not start, failed its smoke eval or a gate) and was rolled back.
+    ROLLED_BACK = 11
+    #: `llmci deploy`: the version is not approved in the registry, so it is not deployed.
+    NOT_APPROVED = 12
     #: A bug in llmci: the traceback is printed; please report it.
     INTERNAL = 70
 
@@ -99,6 +103,18 @@ class ClusterError(LlmciError):
     """The Ray cluster could not be reached or refused the request."""
 
     exit_code = ExitCode.CLUSTER
+
+
+class RolledBackError(LlmciError):
+    """A deploy failed a check and the environment was put back as it was."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class NotApprovedError(LlmciError):
+    """Only versions a person approved are deployed."""
+
+    exit_code = ExitCode.NOT_APPROVED
 
 
 class GitHubError(LlmciError):

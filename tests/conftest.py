@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: Real third-party data, beside the checkout (see ../shared/corpora/README.md).
-CORPORA = REPO.parent / "shared" / "corpora"
+#: Real third-party data vendored into the repository (sources, licenses and commits: tests/data/README.md).
+CORPORA = REPO / "tests" / "data"
 QUICKSTART = REPO / "examples" / "quickstart"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lint cache's signing key of every llmci the tests run: never the one in the user's home."""
+    path = tmp_path_factory.mktemp("cache-key") / "cache-key"
+    os.environ.setdefault("LLMCI_CACHE_KEY_FILE", str(path))
+    return path
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

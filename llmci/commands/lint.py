@@ -23,8 +23,8 @@ from llmci.errors import ExitCode
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path),
-    envvar="LLMCI_CACHE_DIR",
-    help="Cache folder [default: .llmci/cache next to llmci.yaml].",
+    help="Cache folder [default: $LLMCI_CACHE_DIR, else $RUNNER_TEMP/llmci-cache in GitHub Actions, "
+    "else .llmci/cache next to llmci.yaml].",
 )
 def lint(
     paths: tuple[Path, ...],
@@ -41,21 +41,21 @@ def lint(
     match. Exit 0: no errors (warnings allowed unless --strict); 1: errors
     found; 2: usage or config error.
     """
-    from llmci import gha
+    from llmci import fsutil, gha
     from llmci.config import load_config
-    from llmci.fsutil import atomic_write_text
     from llmci.lint.engine import Linter
     from llmci.lint.formats import render, summary_markdown
     from llmci.lint.rules import Severity
 
     loaded = load_config(config_path)
-    folder = None if no_cache else (cache_dir or loaded.root / ".llmci" / "cache")
+    # Never the checkout in Actions: a pull request controls its files (entries are signed besides).
+    folder = None if no_cache else fsutil.cache_dir(loaded.root, cache_dir)
     report = Linter(loaded, cache_dir=folder).lint(paths)
 
     in_actions = gha.in_actions()
     text = render(report, fmt or ("github" if in_actions else "text"))
     if output:
-        atomic_write_text(output, text)
+        fsutil.atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import jinja2
 
-from llmci.config import CHAT_TEMPLATE_INPUTS, Config, LoadedConfig, PromptSpec
-from llmci.errors import InputError, UsageError
+from llmci.config import CHAT_TEMPLATE_INPUTS, Config, LoadedConfig, PromptSpec, locate
+from llmci.errors import ConfigError, InputError, UsageError
 from llmci.fsutil import display_path
 from llmci.lint.analysis import FlowAnalyzer, Issue, TemplateRef, check_nodes
 from llmci.lint.cache import LintCache
@@ -95,9 +95,12 @@ class Linter:
     """Lints templates under one configuration; environments and globs are built once."""
 
     def __init__(self, loaded: LoadedConfig, *, cache_dir: Path | None = None) -> None:
+        self.loaded = loaded
         self.config: Config = loaded.config
         self.root = loaded.root.resolve()
         self.search_path = [str((self.root / folder).resolve()) for folder in self.config.lint.search_path]
+        #: Where the templates the config names may be: the project and the search path (links resolved).
+        self._allowed = [self.root, *map(Path, self.search_path)]
         self.cache = LintCache(cache_dir, self._engine_fingerprint()) if cache_dir else None
         self._environments: dict[TemplateKind, jinja2.Environment] = {}
 
@@ -105,8 +108,22 @@ class Linter:
 
     @cached_property
     def _entry_matches(self) -> list[set[Path]]:
-        # Globbing from the resolved root yields absolute paths: no per-file resolve needed.
-        return [{p for p in self.root.glob(entry.path) if p.is_file()} for entry in self.config.prompts]
+        # Globbing from the resolved root yields absolute paths; normpath folds the `..` of `../shared/*.j2`.
+        matches = []
+        for index, entry in enumerate(self.config.prompts):
+            paths = {p for p in self.root.glob(entry.path) if p.is_file()}
+            if ".." in Path(entry.path).parts:
+                paths = {Path(os.path.normpath(p)) for p in paths}
+            # A pull request can change llmci.yaml and commit links: what a glob matches must not lead outside.
+            escaped = _first_outside(paths, self._allowed)
+            if escaped is not None:
+                raise ConfigError(
+                    f"{locate(self.loaded, 'prompts', index, 'path')}: matches {display_path(escaped)}, which is "
+                    "outside the folder of llmci.yaml and lint.search_path once links are resolved; remove the link "
+                    "or add its target's folder to lint.search_path"
+                )
+            matches.append(paths)
+        return matches
 
     def discover(self, paths: Sequence[str | Path]) -> list[Path]:
         """The template files to lint: the given files and folders, or every `prompts` entry's matches."""
@@ -118,7 +135,15 @@ class Linter:
         for given in map(Path, paths):
             if given.is_dir():
                 folder = given.resolve()
-                found.update(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file())
+                # Files given by name are the user's choice; the files a folder holds are whatever was committed.
+                in_folder = {p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES and p.is_file()}
+                escaped = _first_outside(in_folder, [folder, *self._allowed])
+                if escaped is not None:
+                    raise InputError(
+                        f"{display_path(escaped)}: a link to outside the folders being linted",
+                        hint="name the file itself on the command line to lint it",
+                    )
+                found.update(in_folder)
                 found.update(p for matches in self._entry_matches for p in matches if folder in p.parents)
             elif given.is_file():
                 found.add(given.resolve())
@@ -233,6 +258,26 @@ class Linter:
             digest.update(source.read_bytes())
         digest.update(self.config.lint.model_dump_json().encode())
         return digest.hexdigest()
+
+
+def _first_outside(paths: Iterable[Path], folders: Sequence[Path]) -> Path | None:
+    """The first of `paths` (sorted) whose real location, links resolved, is in none of `folders`.
+
+    Resolving every file is slow on big trees; a folder is resolved once, and a
+    file only when it is itself a link.
+    """
+    prefixes = [os.path.join(str(folder), "") for folder in folders]  # "/a/b/": so "/a/bc" is not inside "/a/b"
+    real_folders: dict[str, str] = {}
+    outside = []
+    for path in paths:
+        name = str(path)
+        parent = os.path.dirname(name)
+        if parent not in real_folders:
+            real_folders[parent] = os.path.realpath(parent)
+        real = os.path.realpath(name) if os.path.islink(name) else os.path.join(real_folders[parent], path.name)
+        if not any(real.startswith(prefix) for prefix in prefixes):
+            outside.append(path)
+    return min(outside, default=None)
 
 
 class _Findings:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from llmci import __version__, gha
 from llmci.lint.engine import Finding, LintReport
 from llmci.lint.rules import RULES, Severity
+from llmci.report.markdown import inline
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -99,11 +101,22 @@ def summary_markdown(report: LintReport) -> str:
     if shown:
         lines += ["| Location | Severity | Rule | Message |", "| --- | --- | --- | --- |"]
         lines += [
-            f"| `{f.path}:{f.line}:{f.column}` | {f.severity.value} | `{f.rule}` | {_cell(f.message)} |" for f in shown
+            f"| {_code_span(f'{f.path}:{f.line}:{f.column}')} | {f.severity.value} | {_code_span(f.rule)} "
+            f"| {inline(f.message)} |"
+            for f in shown
         ]
     return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
-    """Text safe in a Markdown table cell: no pipes, no HTML, no line breaks."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+def _code_span(text: str) -> str:
+    """Any text as one Markdown code span in a table cell: shown as it is, never a link, mention or HTML.
+
+    The delimiter is one backtick longer than any run inside (so a file name
+    cannot close the span early), a space pads a span that starts or ends with
+    a backtick, line breaks are folded (a row is one line), and `|` is escaped
+    for the table (GFM removes that backslash, even inside code).
+    """
+    text = re.sub(r"[\r\n]+", " ", text).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

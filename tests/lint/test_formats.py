@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from html import escape
+
+from markdown_it import MarkdownIt
 
 from llmci.lint.engine import Finding, LintReport
 from llmci.lint.formats import render, summary_markdown
@@ -70,3 +74,28 @@ def test_summary_table_lists_errors_and_warnings_safely() -> None:
     assert "trailing whitespace" not in table  # notes are counted, not listed
     clean = summary_markdown(LintReport([], files=2))
     assert clean.startswith("### :white_check_mark:")
+
+
+# GitHub renders the job summary as CommonMark + GFM tables, with a subset of HTML allowed.
+MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+def test_summary_table_cannot_be_broken_by_hostile_file_names_or_messages() -> None:
+    hostile = [
+        Finding("a`[x](https://evil.example)`@octocat.j2", 1, 1, "undefined-variable", Severity.ERROR, "m"),
+        Finding("b``|`` <img src=x>.j2", 2, 3, "unused-input", Severity.WARNING, "x | y"),
+        Finding("c.j2", 4, 5, "missing-template", Severity.ERROR, "include of '[x](https://evil.example) @octocat'"),
+        Finding("d\\|e.j2", 6, 7, "unsafe-access", Severity.ERROR, "<script>alert(1)</script>\n# Heading"),
+    ]
+    html = MARKDOWN.render(summary_markdown(LintReport(hostile, files=4)))
+    assert "https://evil.example" not in re.findall(r'href="([^"]*)"', html) and "<a " not in html
+    assert "<img" not in html and "<script" not in html and "<h1>" not in html
+    # A live mention is an @ before a name outside code; each @ here is inside a code span or broken up.
+    text_only = re.sub(r"<code>.*?</code>", "", html.replace("<!-- -->", "\0"))
+    text_only = re.sub(r"<[^>]+>", " ", text_only)
+    assert not re.search(r"(?<![A-Za-z0-9_])@(?!\0)[A-Za-z0-9]", text_only)
+    rows = re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
+    assert len(rows) == 1 + len(hostile) and all(row.count("<t") == 4 for row in rows)  # the table held
+    # Each location reads back exactly, in one code span.
+    locations = [re.search(r"<td>(.*?)</td>", row, flags=re.S).group(1) for row in rows[1:]]
+    assert locations == [f"<code>{escape(f'{f.path}:{f.line}:{f.column}', quote=False)}</code>" for f in hostile]
