@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,17 +98,22 @@ def publish(
         raise InputError(f"{metrics_file}: metric '{bad[0]}' is not a number")
     lineage = lineage_from_environment().model_dump(exclude_none=True)
     lineage.update(_json_file(lineage_file, "lineage"))
-    result = _open(ctx).publish(
-        folder,
-        name,
-        metrics=metrics,
-        tags=_pairs(tags, "--tag"),
-        lineage=Lineage(**lineage),
-        created_by=default_actor(),
-    )
+    with _terminated_says(f"publishing {folder}", "nothing was published"):
+        result = _open(ctx).publish(
+            folder,
+            name,
+            metrics=metrics,
+            tags=_pairs(tags, "--tag"),
+            lineage=Lineage(**lineage),
+            created_by=default_actor(),
+        )
     manifest = result.manifest
+    if result.repaired:
+        files = ", ".join(result.repaired)
+        click.echo(f"repaired: the registry's copy of {files} was damaged and is uploaded again", err=True)
     if not result.created:
-        click.echo(f"unchanged: {manifest.ref} already holds this content (nothing uploaded)", err=True)
+        uploaded = "the damaged files uploaded again" if result.repaired else "nothing uploaded"
+        click.echo(f"unchanged: {manifest.ref} already holds this content ({uploaded})", err=True)
     click.echo(manifest.ref)
     gha.set_output("model", manifest.name)
     gha.set_output("version", str(manifest.version))
@@ -119,39 +125,58 @@ def publish(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """The models, or the versions of NAME with status and stages."""
+    """The models, or the versions of NAME with status and stages.
+
+    A version whose manifest is damaged is listed as INVALID and named in the error (exit 6).
+    """
+    from llmci.errors import IntegrityError
+    from llmci.registry import STAGES
+
     reg = _open(ctx)
     if name is None:
         rows = []
         for model in reg.names():
             versions = reg.versions(model)
-            stages = reg.stages_of(model)
+            states = reg.stage_states(model)
             rows.append(
                 {
                     "name": model,
                     "versions": len(versions),
                     "latest": versions[-1] if versions else None,
-                    **{stage: stages.get(stage) for stage in ("staging", "production")},
+                    **{stage: states[stage].version if stage in states else None for stage in STAGES},
+                    "serving": {stage: state.problem is None for stage, state in states.items()},
+                    "_cells": {stage: _stage_cell(state) for stage, state in states.items()},
                 }
             )
-        _emit(rows, as_json, ["name", "versions", "latest", "staging", "production"])
+        _emit(rows, as_json, ["name", "versions", "latest", *STAGES])
         return
-    stages = reg.stages_of(name)
-    rows = []
+    states = reg.stage_states(name)
+    rows, problems = [], []
     for version in reg.versions(name, must_exist=True):
-        manifest = reg.manifest(name, version)
+        stages = [state for state in states.values() if state.version == version]
+        row = {"version": version, "stages": ",".join(state.stage for state in stages)}
+        try:
+            manifest = reg.manifest(name, version)
+        except IntegrityError as exc:  # list the rest, and name this one
+            problems.append(exc)
+            rows.append({**row, "status": "INVALID", "error": exc.message})
+            continue
         rows.append(
             {
-                "version": version,
+                **row,
                 "status": reg.status(name, version).status,
-                "stages": ",".join(s for s, v in stages.items() if v == version),
                 "created_at": manifest.created_at,
                 "size": manifest.size,
                 "digest": manifest.digest.removeprefix("sha256:")[:12],
                 "metrics": manifest.metrics,
+                "_cells": {"stages": ",".join(_stage_label(state) for state in stages)},
             }
         )
     _emit(rows, as_json, ["version", "status", "stages", "created_at", "size", "digest", "metrics"])
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more versions)" if len(problems) > 1 else ""
+        raise IntegrityError(f"{first.message}{more}", hint=first.hint)
 
 
 @registry.command()
@@ -159,36 +184,70 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """A version's manifest, status, stages and audit log."""
+    """A version's manifest, status, stages and audit log.
+
+    A stage is shown even when it serves nothing (its version was rejected): that is what to look at.
+    """
     from dataclasses import asdict
 
+    from llmci import gha
+
     reg = _open(ctx)
-    manifest = reg.resolve(ref)
+    manifest = reg.resolve(ref, serving_only=False)
     status = reg.status(manifest.name, manifest.version).status
-    stages = [s for s, v in reg.stages_of(manifest.name).items() if v == manifest.version]
+    states = [state for state in reg.stage_states(manifest.name).values() if state.version == manifest.version]
     history = [asdict(event) for event in reg.history(manifest.name, manifest.version)]
     if as_json:
-        data = {"manifest": json.loads(manifest.to_json()), "status": status, "stages": stages, "history": history}
+        data = {
+            "manifest": json.loads(manifest.to_json()),
+            "status": status,
+            "stages": [state.stage for state in states],
+            "serving": [state.stage for state in states if state.problem is None],
+            "history": history,
+        }
         click.echo(json.dumps(data, indent=2))
         return
     lineage = {k: v for k, v in manifest.lineage.model_dump().items() if v not in (None, {}, "")}
-    click.echo(f"{manifest.ref}  {status}{'  in ' + ', '.join(stages) if stages else ''}")
-    click.echo(f"  digest      {manifest.digest}")
-    click.echo(f"  created     {manifest.created_at} by {manifest.created_by or '?'}")
-    click.echo(f"  files       {len(manifest.files)} ({_size(manifest.size)})")
-    for key, value in {
-        **{f"metric {k}": v for k, v in manifest.metrics.items()},
-        **{f"tag {k}": v for k, v in manifest.tags.items()},
-        **lineage,
-    }.items():
-        click.echo(f"  {key:11s} {value}")
-    click.echo("audit log:" if history else "audit log: (no transitions yet)")
-    for event in history:
-        where = f" {event['stage']}" if event["stage"] else ""
-        note = f'  "{event["note"]}"' if event["note"] else ""
-        click.echo(
-            f"  {event['at']}  {event['by']}  {event['action']}{where}: {event['before']} -> {event['after']}{note}"
-        )
+    where = f"  in {', '.join(_stage_label(state, full=True) for state in states)}" if states else ""
+    # Notes, tags, lineage, names and metric names are anyone's text: in Actions none of it may be a command.
+    with gha.commands_stopped():
+        click.echo(f"{manifest.ref}  {status}{where}")
+        click.echo(f"  digest      {manifest.digest}")
+        click.echo(f"  created     {manifest.created_at} by {_text(manifest.created_by or '?')}")
+        click.echo(f"  files       {len(manifest.files)} ({_size(manifest.size)})")
+        for key, value in {
+            **{f"metric {k}": v for k, v in manifest.metrics.items()},
+            **{f"tag {k}": v for k, v in manifest.tags.items()},
+            **lineage,
+        }.items():
+            click.echo(f"  {_text(key):11s} {_text(value)}")
+        click.echo("audit log:" if history else "audit log: (no transitions yet)")
+        for event in history:
+            stage = f" {event['stage']}" if event["stage"] else ""
+            note = f"  {_text(repr(event['note']))}" if event["note"] else ""
+            before, after = event["before"] or "-", event["after"] or "-"
+            click.echo(f"  {event['at']}  {_text(event['by'])}  {event['action']}{stage}: {before} -> {after}{note}")
+
+
+def _text(value: Any) -> str:
+    from llmci.registry.registry import inline
+
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    return inline(str(value))
+
+
+def _stage_label(state, *, full: bool = False) -> str:
+    """`production`, or `production (REJECTED by bob at T: not serving)` (`(REJECTED: not serving)` short)."""
+    if state.problem is None:
+        return state.stage
+    problem = state.problem if full else state.problem.split(" by ")[0]
+    return f"{state.stage} ({problem}: not serving)"
+
+
+def _stage_cell(state) -> str:
+    """`3`, or `3 (REJECTED by bob at T: not serving)`."""
+    return str(state.version) if state.problem is None else f"{state.version} ({state.problem}: not serving)"
 
 
 def _transition_command(action: str):
@@ -198,9 +257,18 @@ def _transition_command(action: str):
     @click.option("--note", required=True, help="Why.")
     @click.pass_context
     def command(ctx: click.Context, ref: str, by: str, note: str) -> None:
+        from llmci import gha
+
         reg = _open(ctx)
         record = getattr(reg, action)(ref, by=by, note=note)
-        click.echo(f"{reg.resolve(ref).ref}: {record.status}")
+        manifest = reg.resolve(ref, serving_only=False)
+        click.echo(f"{manifest.ref}: {record.status}")
+        for state in reg.stage_states(manifest.name).values():
+            if state.version == manifest.version and state.problem is not None:
+                gha.warning(
+                    f"{manifest.name}@{state.stage} -> {state.version} is not served any more; promote another "
+                    f"version: llmci registry promote {manifest.name}@VERSION --stage {state.stage}"
+                )
 
     return command
 
@@ -229,8 +297,9 @@ def promote(ctx: click.Context, ref: str, stage: str, by: str | None, note: str)
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.pass_context
 def pull(ctx: click.Context, ref: str, dest: Path) -> None:
-    """Download a version into DEST, verifying every file; DEST is untouched on failure."""
-    manifest = _open(ctx).pull(ref, dest)
+    """Download a version into DEST, verifying every file; DEST is untouched on failure (SIGTERM too: exit 143)."""
+    with _terminated_says(f"pulling {ref}", f"nothing was left beside {dest}"):
+        manifest = _open(ctx).pull(ref, dest)
     click.echo(f"{manifest.ref} -> {dest} ({len(manifest.files)} files, {_size(manifest.size)})")
 
 
@@ -242,7 +311,7 @@ def pull(ctx: click.Context, ref: str, dest: Path) -> None:
 def diff(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
     """Metrics, lineage and files of two versions side by side."""
     reg = _open(ctx)
-    left, right = reg.resolve(a), reg.resolve(b)
+    left, right = reg.resolve(a, serving_only=False), reg.resolve(b, serving_only=False)
     rows = []
     for key in sorted(left.metrics.keys() | right.metrics.keys()):
         x, y = left.metrics.get(key), right.metrics.get(key)
@@ -269,29 +338,49 @@ def diff(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"a": left.ref, "b": right.ref, "fields": rows, "files": summary}, indent=2))
         return
-    _emit(rows, False, ["field", left.ref, right.ref, "delta"])
+    _emit(rows, False, ["field", left.ref, right.ref, "delta"])  # commands stopped: metric names are anyone's text
     click.echo(f"files: {summary['added']} added, {summary['removed']} removed, {summary['changed']} changed")
 
 
 def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    """Rows as JSON, or as a table (a row's `_cells` overrides how a column is shown there).
+
+    The table is printed with workflow commands stopped: its cells hold metric
+    names and other text anyone could have written.
+    """
+    from llmci import gha
+
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([{k: v for k, v in row.items() if k != "_cells"} for row in rows], indent=2))
         return
-    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    cells = [[row.get("_cells", {}).get(column) or _cell(row.get(column)) for column in columns] for row in rows]
     widths = [max([len(column), *(len(row[i]) for row in cells)]) for i, column in enumerate(columns)]
-    click.echo("  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    with gha.commands_stopped():
+        click.echo("  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
+        for row in cells:
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, dict):
-        return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()) or "-"
+        return _text(" ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()) or "-")
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return _text(value)
+
+
+@contextlib.contextmanager
+def _terminated_says(doing: str, outcome: str):
+    """One line on stderr when SIGTERM ends a transfer (the library has cleaned up; exit 143)."""
+    from llmci.registry.registry import Terminated
+
+    try:
+        yield
+    except Terminated:
+        click.echo(f"llmci: error: terminated (SIGTERM) while {doing}; {outcome}", err=True)
+        raise
 
 
 def _size(size: int) -> str:

@@ -2,16 +2,22 @@
 
 Library API for train, eval and deploy: `Registry.resolve(ref)` for a
 version's manifest, `Registry.pull(ref, dest)` for its files (verified),
-`Registry.read_file(manifest, path)` for one small file.
+`Registry.read_file(manifest, path)` for one small file, `pull_cached` for a
+verified local copy that later runs reuse.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 from pathlib import Path
 
 from llmci.config import LoadedConfig
-from llmci.registry.manifest import Lineage, Manifest
-from llmci.registry.registry import STAGES, PublishResult, Ref, Registry, parse_ref
+from llmci.errors import IntegrityError
+from llmci.fsutil import cache_dir
+from llmci.registry.manifest import Lineage, Manifest, check_folder
+from llmci.registry.registry import STAGES, DestinationTaken, PublishResult, Ref, Registry, parse_ref
 from llmci.registry.store import open_store
 
 __all__ = [
@@ -27,12 +33,17 @@ __all__ = [
 ]
 
 
-def open_registry(loaded: LoadedConfig, uri: str | None = None, *, progress: bool | None = None) -> Registry:
-    """The registry at `uri`, else llmci.yaml's `registry.uri` (file:// paths relative to llmci.yaml)."""
+def open_registry(
+    loaded: LoadedConfig, uri: str | None = None, *, progress: bool | None = None, cache: Path | None = None
+) -> Registry:
+    """The registry at `uri`, else llmci.yaml's `registry.uri` (file:// paths relative to llmci.yaml).
+
+    File hashes are cached in `cache` (default `fsutil.cache_dir`: outside the checkout in Actions).
+    """
     settings = loaded.config.registry
     store = open_store(uri or settings.uri, root=loaded.root, endpoint_url=settings.endpoint_url)
-    cache = loaded.root / ".llmci" / "cache" / "file-hashes.json"
-    return Registry(store, hash_cache=cache, progress=progress)
+    hashes = (cache or cache_dir(loaded.root)) / "file-hashes.json"
+    return Registry(store, hash_cache=hashes, progress=progress)
 
 
 def default_actor() -> str:
@@ -43,14 +54,44 @@ def default_actor() -> str:
     return os.environ.get("GITHUB_ACTOR") or getpass.getuser()
 
 
-def pull_cached(registry: Registry, ref: Ref | str, root: Path) -> tuple[Manifest, Path]:
-    """A version's files in `root/.llmci/cache/models/`, pulled (and verified) only the first time.
+def pull_cached(registry: Registry, ref: Ref | str, root: Path, cache: Path | None = None) -> tuple[Manifest, Path]:
+    """A version's files in the cache's `models/` folder, pulled (and verified) only the first time.
 
-    The folder is named by version and content digest, so two registries holding
-    different models under the same NAME@VERSION never share a folder.
+    `cache` is the cache folder (default `fsutil.cache_dir(root)`). The folder
+    is named by version and content digest, so two registries holding
+    different models under the same NAME@VERSION never share a folder. Before
+    each reuse it is checked against the manifest (no file missing, added or
+    changed: a stat per file, and a re-hash of any file whose stat changed
+    since it was last hashed); one that does not match is pulled again. Of two
+    jobs pulling it at once, the second uses the first one's folder.
     """
+    from llmci import gha
+
     manifest = registry.resolve(ref)
-    folder = root / ".llmci" / "cache" / "models" / f"{manifest.name}-{manifest.version}-{manifest.digest[7:19]}"
-    if not folder.exists():
-        registry.pull(manifest.ref, folder)
+    base = cache or cache_dir(root)
+    folder = base / "models" / f"{manifest.name}-{manifest.version}-{manifest.digest[7:19]}"
+    hashes = base / "file-hashes.json"
+    if folder.exists():
+        problem = check_folder(folder, manifest, hashes)
+        if problem is None:
+            return manifest, folder
+        gha.warning(f"cached {manifest.ref} in {folder}: {problem}; pulling it again")
+        _discard(folder)
+    try:
+        registry.pull(manifest, folder)
+    except DestinationTaken:
+        # Another job pulled it in the meantime: use theirs, once it is checked like any reuse.
+        problem = check_folder(folder, manifest, hashes)
+        if problem is not None:
+            raise IntegrityError(
+                f"cached {manifest.ref} in {folder}: {problem}", hint="delete the folder and re-run"
+            ) from None
     return manifest, folder
+
+
+def _discard(folder: Path) -> None:
+    """Remove a folder that must not be used, first moving it out of the way so no reader sees it half-deleted."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.discard-", dir=folder.parent))
+    with contextlib.suppress(FileNotFoundError):  # another job discarded it already
+        folder.rename(aside / folder.name)
+    shutil.rmtree(aside, ignore_errors=True)

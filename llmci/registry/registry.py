@@ -3,6 +3,7 @@
 Layout inside the store (every backend the same):
 
     _blobs/sha256/ab/<sha256>        file contents, by hash: shared by every version and name
+    _blobs/damaged/<sha256>          a reader found that blob damaged: the next publish of it replaces it
     <name>/versions/<N>.json         the manifest; the version exists exactly when this does
     <name>/digests/<sha256>          "N": the version holding this content (fast re-publish)
     <name>/status/<N>.json           approval status and its history (absent: candidate)
@@ -10,29 +11,49 @@ Layout inside the store (every backend the same):
 
 Publishing uploads blobs first and creates the manifest last, conditionally
 (only if absent): a crash leaves unreferenced blobs and no version, and two
-publishers racing for number N get N and N+1. Status and stage objects change
-by compare-and-swap, and carry their own history, so the audit trail is
-written in the same atomic step as the change it records.
+publishers racing for number N get N and N+1. Every blob is hashed as it is
+sent, so what is stored under a digest is what has that digest, whatever the
+hash cache said. Status and stage objects change by compare-and-swap, and
+carry their own history, so the audit trail is written in the same atomic
+step as the change it records. A stage serves only an approved version: one
+pointing at a rejected version resolves to an error saying so.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
-import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Literal
+from pathlib import Path
+from typing import BinaryIO, Literal
 
-from llmci.errors import ConflictError, IntegrityError, NotFoundError, UsageError
-from llmci.registry.manifest import FileEntry, Lineage, Manifest, content_digest, now, scan_folder, sha256_file
-from llmci.registry.store import ObjectNotFound, PreconditionFailed, Progress, Store
+from llmci.errors import ConflictError, IntegrityError, LlmciError, NotFoundError, UsageError
+from llmci.fsutil import display_path
+from llmci.registry.manifest import (
+    NAME_PATTERN,
+    PULLED_MANIFEST,
+    FileEntry,
+    Lineage,
+    Manifest,
+    content_digest,
+    now,
+    parse_manifest,
+    scan_folder,
+    sha256_file,
+)
+from llmci.registry.store import ObjectNotFound, PreconditionFailed, Progress, Store, TooLarge, local_write_errors
+
+__all__ = ["NAME_PATTERN", "PULLED_MANIFEST", "STAGES", "DestinationTaken", "Registry", "Terminated", "parse_ref"]
 
 STAGES = ("staging", "production")
 Status = Literal["candidate", "approved", "rejected"]
@@ -42,9 +63,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "approved": ("rejected",),
     "rejected": (),
 }
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-#: The manifest a pull leaves in the folder; hidden, so re-publishing the folder is a no-op.
-PULLED_MANIFEST = ".llmci-manifest.json"
+DAMAGED = "_blobs/damaged"
 _ALLOCATION_ATTEMPTS = 100
 
 
@@ -84,16 +103,21 @@ def parse_ref(text: str) -> Ref:
     raise UsageError(f"'{text}': '{what}' is not a version number (1, 2, ...), a stage ({stages}) or 'latest'")
 
 
+def inline(text: str) -> str:
+    """Text from the registry (a note, a name) on one line: control characters shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True)
 class Event:
     """One audited transition."""
 
     at: str
     by: str
-    action: str  # approve | reject | promote
+    action: str  # approve | reject | promote | revert
     version: int
     before: str | None  # the status, or the stage's previous version
-    after: str
+    after: str | None  # the status, or the stage's version (None: a stage emptied again)
     note: str = ""
     stage: str | None = None
 
@@ -103,11 +127,25 @@ class StatusRecord:
     status: Status
     history: list[Event] = field(default_factory=list)
 
+    def rejection(self) -> Event | None:
+        return next((e for e in reversed(self.history) if e.action == "reject"), None)
+
 
 @dataclass
 class StagePointer:
-    version: int
+    #: None: the stage points nowhere (a promote was reverted before anything else was promoted).
+    version: int | None
     history: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StageState:
+    """Where a stage points, and whether that version is served."""
+
+    stage: str
+    version: int
+    #: None when the version is approved (served); else why not, e.g. "REJECTED by bob at T".
+    problem: str | None
 
 
 @dataclass(frozen=True)
@@ -115,6 +153,80 @@ class PublishResult:
     manifest: Manifest
     #: False when identical content was already published: that version is returned.
     created: bool
+    #: Files whose blob was in the registry but damaged, and was uploaded again.
+    repaired: list[str] = field(default_factory=list)
+
+
+class DestinationTaken(UsageError):
+    """The pull's destination exists and is not empty (perhaps another pull finished into it first)."""
+
+
+class Terminated(SystemExit):
+    """SIGTERM (a cancelled job, `kill`) during a transfer: raised so cleanups run; exits 143 as the signal would."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` in the main thread instead of killing the process.
+
+    Killed outright, a pull leaves its partial download beside DEST and a
+    multipart upload stays open on S3. A handler someone else installed (or an
+    ignored SIGTERM) is left alone, as is every thread but the main one.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def raise_terminated(_signum, _frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _VerifiedReader:
+    """Reads a file for upload, hashing exactly the bytes it hands out.
+
+    At the end (the read that finds nothing more, which every upload path
+    makes before it completes) they must be the size and sha256 the manifest
+    will record; otherwise it raises, which aborts the upload: nothing is
+    stored under the digest. Catches a file rewritten while publishing, and a
+    stale or forged hash cache.
+    """
+
+    def __init__(self, handle: BinaryIO, entry: FileEntry, shown: str, hint: str) -> None:
+        self._handle, self._entry, self._shown, self._hint = handle, entry, shown, hint
+        self._digest = hashlib.sha256()
+        self._count = 0
+
+    def read(self, amount: int | None = -1) -> bytes:
+        try:
+            data = self._handle.read(amount)
+        except OSError as exc:
+            raise IntegrityError(f"{self._shown}: cannot be read while publishing ({exc.strerror})") from None
+        self._digest.update(data)
+        self._count += len(data)
+        whole = amount is None or amount < 0
+        if self._count > self._entry.size or whole or (not data and amount != 0):
+            self._check()
+        return data
+
+    def _check(self) -> None:
+        actual = self._digest.hexdigest()
+        if self._count == self._entry.size and actual == self._entry.sha256:
+            return
+        sent = f"more than {self._entry.size}" if self._count > self._entry.size else str(self._count)
+        raise IntegrityError(
+            f"{self._shown} changed while it was being published: it read as sha256 {actual[:12]}... "
+            f"({sent} bytes), not the {self._entry.sha256[:12]}... ({self._entry.size} bytes) it was hashed as",
+            hint=self._hint,
+        )
 
 
 class Registry:
@@ -146,6 +258,7 @@ class Registry:
         return found
 
     def manifest(self, name: str, version: int) -> Manifest:
+        """The version's manifest, validated (IntegrityError naming NAME@VERSION when it is not sound)."""
         try:
             data, _ = self.store.read(self._manifest_key(name, version))
         except ObjectNotFound:
@@ -153,23 +266,42 @@ class Registry:
             raise NotFoundError(
                 f"{name}@{version}: no such version", hint=f"`llmci registry list {name}` shows the versions"
             ) from None
-        return Manifest.model_validate_json(data)
+        return parse_manifest(data, name, version)
 
-    def resolve(self, ref: Ref | str) -> Manifest:
-        """The manifest a reference points at now."""
+    def resolve(self, ref: Ref | str, *, serving_only: bool = True) -> Manifest:
+        """The manifest a reference points at now.
+
+        A stage resolves only to an approved version: a stage pointing at a
+        rejected version is a NotFoundError saying who rejected it and what to
+        do (with `serving_only=False`, for looking, it resolves anyway).
+        """
         ref = parse_ref(ref) if isinstance(ref, str) else ref
         if ref.version is not None:
             return self.manifest(ref.name, ref.version)
         if ref.stage is not None:
             pointer = self.stage(ref.name, ref.stage)
-            if pointer is None:
+            hint = f"llmci registry promote {ref.name}@VERSION --stage {ref.stage}"
+            if pointer is None or pointer.version is None:
                 self.versions(ref.name, must_exist=True)  # an unknown model says so first
+                raise NotFoundError(f"{ref}: no version is in {ref.stage}", hint=f"promote one: {hint}")
+            if serving_only and (problem := self._not_serving(ref.name, pointer.version)) is not None:
                 raise NotFoundError(
-                    f"{ref}: no version is in {ref.stage}",
-                    hint=f"promote one: llmci registry promote {ref.name}@VERSION --stage {ref.stage}",
+                    f"{ref}: {problem}: nothing is served from {ref.stage}",
+                    hint=f"promote an approved version: {hint}",
                 )
             return self.manifest(ref.name, pointer.version)
         return self.manifest(ref.name, self.versions(ref.name, must_exist=True)[-1])
+
+    def _not_serving(self, name: str, version: int) -> str | None:
+        """None when the version is approved; else why a stage pointing at it serves nothing."""
+        record, _ = self._read_status(name, version)
+        if record.status == "approved":
+            return None
+        rejection = record.rejection()
+        if rejection is None:
+            return f"{name}@{version} is {record.status}, not approved"
+        note = f" ({inline(repr(rejection.note))})" if rejection.note else ""
+        return f"{name}@{version} was rejected by {inline(rejection.by)} at {rejection.at}{note}"
 
     def status(self, name: str, version: int) -> StatusRecord:
         record, etag = self._read_status(name, version)
@@ -183,15 +315,33 @@ class Registry:
 
     def stages_of(self, name: str) -> dict[str, int]:
         """stage -> version, for the stages that point somewhere."""
-        return {stage: pointer.version for stage in STAGES if (pointer := self.stage(name, stage)) is not None}
+        return {stage: state.version for stage, state in self.stage_states(name).items()}
+
+    def stage_states(self, name: str) -> dict[str, StageState]:
+        """stage -> where it points and whether that version is served, for the stages that point somewhere."""
+        states = {}
+        for stage in STAGES:
+            pointer = self.stage(name, stage)
+            if pointer is None or pointer.version is None:
+                continue
+            record, _ = self._read_status(name, pointer.version)
+            problem = None
+            if record.status != "approved":
+                rejection = record.rejection()
+                problem = (
+                    f"REJECTED by {inline(rejection.by)} at {rejection.at}" if rejection else record.status.upper()
+                )
+            states[stage] = StageState(stage, pointer.version, problem)
+        return states
 
     def history(self, name: str, version: int) -> list[Event]:
         """Every audited transition of this version: its approvals and the stage moves to or from it."""
         events = list(self.status(name, version).history)
+        mine = str(version)
         for stage in STAGES:
             pointer = self.stage(name, stage)
             if pointer is not None:
-                events += [e for e in pointer.history if e.version == version or e.before == str(version)]
+                events += [e for e in pointer.history if e.version == version or mine in (e.before, e.after)]
         return sorted(events, key=lambda e: e.at)
 
     def read_file(self, manifest: Manifest, path: str) -> bytes:
@@ -200,11 +350,19 @@ class Registry:
         if entry is None:
             raise NotFoundError(f"{manifest.ref}: has no file '{path}'")
         try:
-            data, _ = self.store.read(self._blob_key(entry.sha256))
+            data, _ = self.store.read(self._blob_key(entry.sha256), limit=entry.size + 1)
         except ObjectNotFound:
-            raise IntegrityError(f"{manifest.ref}: {path} is missing from the registry") from None
-        if hashlib.sha256(data).hexdigest() != entry.sha256:
-            raise IntegrityError(f"{manifest.ref}: {path} is corrupted (sha256 does not match the manifest)")
+            self._mark_damaged(entry, manifest)
+            raise IntegrityError(
+                f"{manifest.ref}: {path} is missing from the registry",
+                hint="publish the model folder again to repair it",
+            ) from None
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            self._mark_damaged(entry, manifest)
+            raise IntegrityError(
+                f"{manifest.ref}: {path} is corrupted (sha256 does not match the manifest)",
+                hint="the registry copy is damaged; publish the model folder again to repair it",
+            )
         return data
 
     # -- publishing -----------------------------------------------------------------------
@@ -219,16 +377,23 @@ class Registry:
         lineage: Lineage | None = None,
         created_by: str | None = None,
     ) -> PublishResult:
-        """Publish a folder as the next version of `name` (or return the version that has it already)."""
+        """Publish a folder as the next version of `name` (or return the version that has it already).
+
+        Either way every blob the folder needs is checked (its size, and the
+        damage readers reported) and uploaded again when it is not sound.
+        """
         check_name(name)
-        files = scan_folder(folder, self.hash_cache)
+        files = scan_folder(folder, self.hash_cache, confine=True)
         digest = content_digest(files)
         digest_key = f"{name}/digests/{digest.removeprefix('sha256:')}"
         existing = self._version_with(name, digest_key, digest)
+        if existing is None:
+            self.store.check_conditional_writes()  # before uploading anything: a store that would lose versions
+        with sigterm_raises():
+            repaired = self._upload_blobs(folder, files, new_version=existing is None)
         if existing is not None:
-            return PublishResult(existing, created=False)
+            return PublishResult(existing, created=False, repaired=repaired)
 
-        self._upload_blobs(folder, files)
         for _ in range(_ALLOCATION_ATTEMPTS):
             version = max(self.versions(name), default=0) + 1
             manifest = Manifest(
@@ -250,27 +415,70 @@ class Registry:
                 self.store.create(self._manifest_key(name, version), manifest.to_json())
             except PreconditionFailed:
                 continue  # another publisher took this number: take the next
-            return PublishResult(manifest, created=True)
+            return PublishResult(manifest, created=True, repaired=repaired)
         raise ConflictError(f"{name}: could not allocate a version number after {_ALLOCATION_ATTEMPTS} attempts")
 
     def _version_with(self, name: str, digest_key: str, digest: str) -> Manifest | None:
         """The version the digest index names, if it exists and really holds this content."""
         try:
-            index, _ = self.store.read(digest_key)
-            data, _ = self.store.read(self._manifest_key(name, int(index)))
-        except (ObjectNotFound, ValueError):
-            return None
-        manifest = Manifest.model_validate_json(data)
+            index, _ = self.store.read(digest_key, limit=32)
+            manifest = self.manifest(name, int(index))
+        except (NotFoundError, IntegrityError, ValueError):
+            return None  # no index, a stale one, or a damaged version: publish anew
         return manifest if manifest.digest == digest else None
 
-    def _upload_blobs(self, folder: Path, files: list[FileEntry]) -> None:
-        todo = {}
+    def _upload_blobs(self, folder: Path, files: list[FileEntry], *, new_version: bool) -> list[str]:
+        """Upload the blobs that are absent or not sound; returns the files whose damaged blob was replaced.
+
+        Soundness is judged cheaply, never by downloading: a blob that failed
+        its check on a pull or read_file was reported (`_blobs/damaged/`, one
+        listing), and for a new version each blob's size is looked at too (the
+        HEAD, or stat, that tells whether it is there at all). An identical
+        re-publish makes no HEADs: it stays a few requests.
+        """
+        damaged = set(self.store.children(DAMAGED))
+        todo: dict[str, FileEntry] = {}
+        repaired = []
         for entry in files:
-            if entry.sha256 not in todo and not self.store.exists(self._blob_key(entry.sha256)):
-                todo[entry.sha256] = entry
+            if entry.sha256 in todo:
+                continue
+            if new_version:
+                stored = self.store.size(self._blob_key(entry.sha256))
+                if stored == entry.size and entry.sha256 not in damaged:
+                    continue
+            elif entry.sha256 in damaged:
+                stored = self.store.size(self._blob_key(entry.sha256))
+            else:
+                continue
+            todo[entry.sha256] = entry
+            if stored is not None:
+                repaired.append(entry.path)
         with self._progress_bar(sum(e.size for e in todo.values()), "upload") as progress:
             for sha256, entry in todo.items():
-                self.store.upload(self._blob_key(sha256), folder / entry.path, progress)
+                self._upload(folder, entry, progress)
+                if sha256 in damaged:
+                    self.store.delete(f"{DAMAGED}/{sha256}")
+        return repaired
+
+    def _upload(self, folder: Path, entry: FileEntry, progress: Progress | None) -> None:
+        path = folder / entry.path
+        cache = f"; if nothing did, the hash cache {self.hash_cache} is stale: delete it" if self.hash_cache else ""
+        hint = f"nothing was published; re-run once nothing writes to {display_path(folder)}{cache}"
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise IntegrityError(
+                f"{display_path(path)} changed while it was being published: it cannot be read now ({exc.strerror})",
+                hint=hint,
+            ) from None
+        with handle:
+            reader = _VerifiedReader(handle, entry, display_path(path), hint)
+            self.store.upload(self._blob_key(entry.sha256), reader, progress)
+
+    def _mark_damaged(self, entry: FileEntry, manifest: Manifest) -> None:
+        """Report a blob that is missing or failed its check, so the next publish of that content uploads it."""
+        with contextlib.suppress(LlmciError):  # best effort: read-only credentials cannot report it
+            self.store.put(f"{DAMAGED}/{entry.sha256}", f"{now()} pull of {manifest.ref}: {entry.path}\n".encode())
 
     # -- approvals and stages -------------------------------------------------------------
 
@@ -278,10 +486,11 @@ class Registry:
         return self._transition(ref, "approved", by=by, note=note)
 
     def reject(self, ref: Ref | str, *, by: str, note: str = "") -> StatusRecord:
+        """Reject a version. A stage pointing at it keeps pointing (that is history) but serves nothing."""
         return self._transition(ref, "rejected", by=by, note=note)
 
     def _transition(self, ref: Ref | str, target: Status, *, by: str, note: str) -> StatusRecord:
-        manifest = self.resolve(ref)
+        manifest = self.resolve(ref, serving_only=False)
         record, etag = self._read_status(manifest.name, manifest.version)
         if record.status == target:
             return record  # already there: a re-run is not an error
@@ -295,7 +504,13 @@ class Registry:
         return updated
 
     def promote(self, ref: Ref | str, stage: str, *, by: str, note: str = "") -> StagePointer:
-        """Point `stage` at an approved version, by compare-and-swap: of racing promoters one wins."""
+        """Point `stage` at an approved version, by compare-and-swap: of racing promoters one wins.
+
+        The status is not part of the swap (S3 cannot swap two objects at
+        once), so it is read again once the pointer is ours: a reject that
+        landed in between undoes the promote (ConflictError), and the stage
+        points where it did before, with both moves in its history.
+        """
         if stage not in STAGES:
             raise UsageError(f"unknown stage '{stage}'", hint=f"stages are {', '.join(STAGES)}")
         manifest = self.resolve(ref)
@@ -308,68 +523,132 @@ class Registry:
         pointer, etag = self._read_stage(manifest.name, stage)
         if pointer is not None and pointer.version == manifest.version:
             return pointer
-        before = str(pointer.version) if pointer else None
+        previous = pointer.version if pointer is not None else None
+        before = None if previous is None else str(previous)
         event = Event(now(), by, "promote", manifest.version, before, str(manifest.version), note, stage)
         updated = StagePointer(manifest.version, [*(pointer.history if pointer else []), event])
         key = f"{manifest.name}/stages/{stage}.json"
-        self._swap(key, _dump(updated), etag, f"{manifest.name}@{stage} was moved by someone else at the same time")
-        return updated
+        where = f"{manifest.name}@{stage}"
+        ours = self._swap(key, _dump(updated), etag, f"{where} was moved by someone else at the same time")
 
-    def _swap(self, key: str, data: bytes, etag: str | None, conflict: str) -> None:
+        problem = self._not_serving(manifest.name, manifest.version)
+        if problem is None:
+            return updated
+        why = f"{manifest.ref} was rejected while being promoted"
+        revert = Event(now(), by, "revert", manifest.version, str(manifest.version), before, why, stage)
+        try:
+            self.store.replace(key, _dump(StagePointer(previous, [*updated.history, revert])), ours)
+            back = f"back at {manifest.name}@{previous}" if previous is not None else "empty again"
+            now_at = f"{where} is {back}"
+        except PreconditionFailed:
+            now_at = f"{where} was moved again by someone else"
+        raise ConflictError(
+            f"{problem} while you were promoting it; {now_at}",
+            hint=f"nothing was promoted; look with `llmci registry show {where}`",
+        )
+
+    def _swap(self, key: str, data: bytes, etag: str | None, conflict: str) -> str:
+        """Create (etag None) or replace-if-unchanged; returns the new ETag; ConflictError when we lost."""
         try:
             if etag is None:
-                self.store.create(key, data)
-            else:
-                self.store.replace(key, data, etag)
+                return self.store.create(key, data)
+            return self.store.replace(key, data, etag)
         except PreconditionFailed:
             hint = "nothing was changed; look with `llmci registry show` and re-run"
             raise ConflictError(conflict, hint=hint) from None
 
     def _read_status(self, name: str, version: int) -> tuple[StatusRecord, str | None]:
         """The status object and its ETag; callers have resolved the version already."""
+        key = f"{name}/status/{version}.json"
         try:
-            data, etag = self.store.read(f"{name}/status/{version}.json")
+            data, etag = self.store.read(key)
         except ObjectNotFound:
             return StatusRecord("candidate"), None
-        raw = json.loads(data)
-        return StatusRecord(raw["status"], [Event(**e) for e in raw["history"]]), etag
+        raw = _record(data, key, self.store.uri)
+        if raw.get("status") not in TRANSITIONS:
+            raise _invalid_record(key, self.store.uri, f"unknown status {raw.get('status')!r}")
+        return StatusRecord(raw["status"], _events(raw, key, self.store.uri)), etag
 
     def _read_stage(self, name: str, stage: str) -> tuple[StagePointer | None, str | None]:
+        key = f"{name}/stages/{stage}.json"
         try:
-            data, etag = self.store.read(f"{name}/stages/{stage}.json")
+            data, etag = self.store.read(key)
         except ObjectNotFound:
             return None, None
-        raw = json.loads(data)
-        return StagePointer(raw["version"], [Event(**e) for e in raw["history"]]), etag
+        raw = _record(data, key, self.store.uri)
+        version = raw.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+            raise _invalid_record(key, self.store.uri, f"version {version!r} is not a version number")
+        return StagePointer(version, _events(raw, key, self.store.uri)), etag
 
     # -- pulling --------------------------------------------------------------------------
 
-    def pull(self, ref: Ref | str, dest: Path) -> Manifest:
-        """Download a version into `dest`, verifying every sha256; on any failure `dest` is untouched."""
-        manifest = self.resolve(ref)
+    def pull(self, ref: Ref | str | Manifest, dest: Path) -> Manifest:
+        """Download a version into `dest`, verifying every sha256; on any failure `dest` is untouched.
+
+        DestinationTaken (exit 2) when `dest` exists and is not empty, also when
+        another pull finished into it first. SIGTERM removes the partial download.
+        """
+        manifest = ref if isinstance(ref, Manifest) else self.resolve(ref)
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise UsageError(f"{dest}: exists and is not empty", hint="pull into a new or empty folder")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        try:
-            with self._progress_bar(manifest.size, "download") as progress:
-                for entry in manifest.files:
-                    target = staging / _safe_relative(entry.path, manifest)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        self.store.download(self._blob_key(entry.sha256), target, progress)
-                    except ObjectNotFound:
-                        raise IntegrityError(f"{manifest.ref}: {entry.path} is missing from the registry") from None
-                    _verify(target, entry, manifest)
-            (staging / PULLED_MANIFEST).write_bytes(manifest.to_json())
-            staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
-            if dest.exists():
-                dest.rmdir()
-            os.rename(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            raise DestinationTaken(f"{dest}: exists and is not empty", hint="pull into a new or empty folder")
+        hint = f"nothing was written to {display_path(dest)}; free space and re-run"
+        with sigterm_raises():
+            with local_write_errors(dest, hint):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+            try:
+                with self._progress_bar(manifest.size, "download") as progress:
+                    for entry in manifest.files:
+                        self._download(manifest, entry, staging, dest, progress, hint)
+                with local_write_errors(dest / PULLED_MANIFEST, hint):
+                    (staging / PULLED_MANIFEST).write_bytes(manifest.to_json())
+                staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
+                try:
+                    os.rename(staging, dest)  # replaces an empty folder; fails on a full one
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                        raise
+                    raise DestinationTaken(
+                        f"{dest}: exists and is not empty (another pull finished first?)",
+                        hint="pull into a new or empty folder",
+                    ) from None
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         return manifest
+
+    def _download(
+        self, manifest: Manifest, entry: FileEntry, staging: Path, dest: Path, progress: Progress | None, hint: str
+    ) -> None:
+        """One file into the staging folder, stopped past its declared size, then verified."""
+        target = staging / entry.path  # the manifest's paths are validated: relative, inside
+        with local_write_errors(dest / entry.path, hint):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.store.download(self._blob_key(entry.sha256), target, progress, max_bytes=entry.size)
+            except ObjectNotFound:
+                self._mark_damaged(entry, manifest)
+                raise IntegrityError(
+                    f"{manifest.ref}: {entry.path} is missing from the registry",
+                    hint="publish the model folder again to repair it",
+                ) from None
+            except TooLarge:
+                self._mark_damaged(entry, manifest)
+                raise IntegrityError(
+                    f"{manifest.ref}: {entry.path} is corrupted: it is larger than the {entry.size} bytes "
+                    "the manifest says (the download was stopped there)",
+                    hint="the registry copy is damaged; publish the model folder again to repair it",
+                ) from None
+        size = target.stat().st_size
+        actual = sha256_file(target)
+        if size != entry.size or actual != entry.sha256:
+            self._mark_damaged(entry, manifest)
+            raise IntegrityError(
+                f"{manifest.ref}: {entry.path} is corrupted: sha256 {actual[:12]}... size {size}, "
+                f"the manifest says {entry.sha256[:12]}... size {entry.size}",
+                hint="the registry copy is damaged; publish the model folder again to repair it",
+            )
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -399,20 +678,25 @@ def _dump(record: StatusRecord | StagePointer) -> bytes:
     return json.dumps(asdict(record), indent=2).encode() + b"\n"
 
 
-def _safe_relative(path: str, manifest: Manifest) -> str:
-    """A manifest path that stays inside the destination (a tampered manifest cannot write elsewhere)."""
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-        raise IntegrityError(f"{manifest.ref}: unsafe file path '{path}' in the manifest")
-    return str(pure)
+def _invalid_record(key: str, uri: str, what: str) -> IntegrityError:
+    return IntegrityError(
+        f"{uri}/{key}: is not a valid registry record: {what}",
+        hint="it was damaged or edited by hand; restore it from the store's versioning or a backup",
+    )
 
 
-def _verify(target: Path, entry: FileEntry, manifest: Manifest) -> None:
-    size = target.stat().st_size
-    actual = sha256_file(target)
-    if size != entry.size or actual != entry.sha256:
-        raise IntegrityError(
-            f"{manifest.ref}: {entry.path} is corrupted: sha256 {actual[:12]}... size {size}, "
-            f"the manifest says {entry.sha256[:12]}... size {entry.size}",
-            hint="the registry copy is damaged; re-publish the model",
-        )
+def _record(data: bytes, key: str, uri: str) -> dict:
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise _invalid_record(key, uri, f"not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise _invalid_record(key, uri, "not a JSON object")
+    return raw
+
+
+def _events(raw: dict, key: str, uri: str) -> list[Event]:
+    try:
+        return [Event(**event) for event in raw["history"]]
+    except (KeyError, TypeError) as exc:
+        raise _invalid_record(key, uri, f"its history is malformed ({exc})") from None

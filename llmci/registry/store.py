@@ -9,26 +9,34 @@ Two implementations behave the same: `FileStore` (a folder) and `S3Store`
 * `replace` - write only if the key still has the ETag we read (S3
   `If-Match`; files: lock, compare, atomic rename), so no update is lost;
 * blobs uploaded whole or not at all (S3 multipart completes atomically and is
-  aborted on failure; files: temporary file, then rename).
+  aborted on failure; files: temporary file, then rename). The upload reads
+  its bytes from a reader the registry gives, which hashes what is sent and
+  raises at the end if it is not what was published: that aborts the upload.
+
+A full disk, or any other failed local write, is a `StorageError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
-from llmci.errors import NotFoundError, UsageError
-from llmci.fsutil import atomic_write_bytes, synced_temporary
+from llmci.errors import NotFoundError, StorageError, UsageError
+from llmci.fsutil import atomic_write_bytes, display_path, synced_temporary
 
 #: Called with the number of bytes moved since the last call.
 Progress = Callable[[int], None]
+
+
+class Readable(Protocol):
+    def read(self, amount: int = -1, /) -> bytes: ...
 
 
 class ObjectNotFound(NotFoundError):
@@ -39,13 +47,20 @@ class PreconditionFailed(Exception):
     """A conditional write lost: the key exists (create) or changed (replace)."""
 
 
+class TooLarge(Exception):
+    """A download went past the size the caller allowed; the download was stopped there."""
+
+
 class Store(Protocol):
     uri: str
 
-    def read(self, key: str) -> tuple[bytes, str]:
-        """The object's bytes and ETag; NotFoundError when absent."""
+    def read(self, key: str, limit: int | None = None) -> tuple[bytes, str]:
+        """The object's bytes (at most `limit`) and ETag; NotFoundError when absent."""
 
     def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes; None when absent (a HEAD, or a stat)."""
 
     def create(self, key: str, data: bytes) -> str:
         """Write if absent, else PreconditionFailed. Returns the new ETag."""
@@ -54,16 +69,34 @@ class Store(Protocol):
         """Write if the current ETag is `etag`, else PreconditionFailed. Returns the new ETag."""
 
     def put(self, key: str, data: bytes) -> None:
-        """Write unconditionally (for derived data only: indexes that can be rebuilt)."""
+        """Write unconditionally (derived data only: indexes and markers that can be rebuilt)."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object if present (markers only; versions are never deleted)."""
 
     def children(self, prefix: str) -> list[str]:
         """Names directly below `prefix/` (one level, like a folder listing)."""
 
-    def upload(self, key: str, path: Path, progress: Progress | None = None) -> None:
-        """Upload a file whole or not at all (multipart for large files on S3)."""
+    def upload(self, key: str, source: Readable, progress: Progress | None = None) -> None:
+        """Store what `source.read` gives, whole or not at all; an exception from `read` leaves nothing."""
 
-    def download(self, key: str, path: Path, progress: Progress | None = None) -> None:
-        """Download to `path`; NotFoundError when absent."""
+    def download(self, key: str, path: Path, progress: Progress | None = None, max_bytes: int | None = None) -> None:
+        """Download to `path`; NotFoundError when absent; TooLarge past `max_bytes` (stopped there)."""
+
+    def check_conditional_writes(self) -> None:
+        """Refuse (StorageError) a store that would turn `create` and `replace` into plain overwrites."""
+
+
+@contextlib.contextmanager
+def local_write_errors(path: Path, hint: str | None = None) -> Iterator[None]:
+    """A failed write to a local file (full disk, quota, file size limit, permissions) as one StorageError line."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)):
+            raise  # the callers' own business: a missing source, a taken name
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise StorageError(f"{reason} writing {display_path(path)}", hint=hint) from None
 
 
 def open_store(uri: str, *, root: Path | None = None, endpoint_url: str | None = None) -> Store:
@@ -97,19 +130,24 @@ class FileStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
 
-    def read(self, key: str) -> tuple[bytes, str]:
+    def read(self, key: str, limit: int | None = None) -> tuple[bytes, str]:
         try:
-            data = self._path(key).read_bytes()
-        except FileNotFoundError:
+            with open(self._path(key), "rb") as handle:
+                data = handle.read(-1 if limit is None else limit)
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"{self.uri}/{key}: not found") from None
         return data, _etag(data)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
+
     def create(self, key: str, data: bytes) -> str:
         target = self._path(key)
-        with synced_temporary(target, data) as tmp:
+        with local_write_errors(target), synced_temporary(target, data) as tmp:
             try:
                 os.link(tmp, target)  # atomic, and fails if the name exists
             except FileExistsError:
@@ -127,12 +165,16 @@ class FileStore:
                 raise PreconditionFailed(key) from None
             if current != etag:
                 raise PreconditionFailed(key)
-            with synced_temporary(target, data) as tmp:
+            with local_write_errors(target), synced_temporary(target, data) as tmp:
                 os.replace(tmp, target)
         return _etag(data)
 
     def put(self, key: str, data: bytes) -> None:
-        atomic_write_bytes(self._path(key), data)
+        with local_write_errors(self._path(key)):
+            atomic_write_bytes(self._path(key), data)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def children(self, prefix: str) -> list[str]:
         folder = self._path(prefix) if prefix else self.root
@@ -141,33 +183,41 @@ class FileStore:
         except FileNotFoundError:
             return []
 
-    def upload(self, key: str, path: Path, progress: Progress | None = None) -> None:
+    def upload(self, key: str, source: Readable, progress: Progress | None = None) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
-                _copy(source, out, progress)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with local_write_errors(target, hint="nothing was published; free space and re-run"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    _copy(source, out, progress)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, target)  # an existing (damaged) blob is replaced whole
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
-    def download(self, key: str, path: Path, progress: Progress | None = None) -> None:
+    def download(self, key: str, path: Path, progress: Progress | None = None, max_bytes: int | None = None) -> None:
         try:
             source = open(self._path(key), "rb")  # noqa: SIM115 - closed by the with below
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"{self.uri}/{key}: not found") from None
         with source, open(path, "wb") as out:
-            _copy(source, out, progress)
+            _copy(source, out, progress, max_bytes)
+
+    def check_conditional_writes(self) -> None:
+        """A folder always honours them (hard links and a lock)."""
 
 
-def _copy(source, out, progress: Progress | None) -> None:
-    if progress is None:
-        shutil.copyfileobj(source, out, 1 << 20)
-        return
-    while chunk := source.read(1 << 20):
+def _copy(source: Readable | BinaryIO, out: BinaryIO, progress: Progress | None, max_bytes: int | None = None) -> None:
+    """Copy until `source` is exhausted (the registry's verifying reader checks at that read), or past `max_bytes`."""
+    left = None if max_bytes is None else max_bytes + 1  # one byte more tells "larger" from "exactly"
+    while chunk := source.read(1 << 20 if left is None else min(1 << 20, left)):
         out.write(chunk)
-        progress(len(chunk))
+        if progress is not None:
+            progress(len(chunk))
+        if left is not None:
+            left -= len(chunk)
+            if left == 0:
+                raise TooLarge(f"more than {max_bytes} bytes")
