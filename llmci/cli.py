@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "llmci.commands.report:report",
         "Report a comparison: sticky PR comment, job summary, check run.",
     ),
+    "deploy": (
+        "llmci.commands.deploy:deploy",
+        "Deploy approved versions with Ray Serve: canary steps, gates, automatic rollback.",
+    ),
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PositiveFloat,
     PositiveInt,
     ValidationError,
     field_validator,
@@ -292,13 +293,64 @@ class EvalConfig(Section):
     compare: CompareConfig = Field(default_factory=CompareConfig)
 
 
+class SmokeConfig(Section):
+    suite: str = Field(description="The eval suite run against the new version before it gets traffic.")
+    max_cases: PositiveInt | None = Field(20, description="Its first N cases (null: all).")
+    min_pass_rate: float = Field(0.8, ge=0, le=1, description="Each metric's pass rate must reach this.")
+
+
+class GatesConfig(Section):
+    """What the new version's live traffic must stay within at every canary step."""
+
+    max_error_rate: float | None = Field(0.05, ge=0, le=1, description="Share of 5xx answers; null: no gate.")
+    max_p95_ms: PositiveFloat | None = Field(None, description="95th percentile latency through the router.")
+    min_requests: PositiveInt = Field(20, description="Fewer requests in a step are not judged (said so, passes).")
+
+
 class EnvironmentConfig(Section):
-    address: str | None = Field(None, description="Ray address; embedded Ray when empty.")
-    route_prefix: str = "/"
+    address: str | None = Field(
+        None, description="The Ray dashboard (http://HEAD:8265) whose Serve runs this environment; empty: a local head."
+    )
+    serve_url: str | None = Field(
+        None, description="Serve's HTTP address as llmci reaches it (default: the local head's, or HEAD:8000)."
+    )
+    url: str | None = Field(None, description="The public URL of the environment (GitHub Deployment links).")
+    route_prefix: str | None = Field(None, description="Default /ENV: the API is at SERVE_URL/ENV/v1.")
+    http_port: int = Field(8000, ge=1, le=65535, description="The local head's Serve HTTP port.")
+    canary: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0], description="Traffic steps (percent) for the new version."
+    )
+    step_seconds: PositiveFloat = Field(30.0, description="How long the gates watch each step.")
+    start_timeout_s: PositiveFloat = Field(600.0, description="How long a new version may take to be RUNNING.")
+    replicas: PositiveInt = Field(1, description="Replicas per version (when no autoscaling_config).")
+    router_replicas: PositiveInt = 1
+    autoscaling_config: dict[str, Any] | None = Field(None, description="Ray Serve's autoscaling_config, as it is.")
+    ray_actor_options: dict[str, Any] = Field(
+        default_factory=lambda: {"num_cpus": 1}, description="Per model replica: num_cpus, num_gpus, accelerator_type."
+    )
+    max_batch_size: PositiveInt = Field(8, description="Requests generated together (@serve.batch).")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a batch waits to fill.")
+    graceful_shutdown_timeout_s: PositiveFloat = Field(60.0, description="Requests in flight get this long to finish.")
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict, description="Ray runtime_env of the applications (pip: [llmci==...] on a cluster)."
+    )
+    cache_dir: str = Field("/tmp/llmci-cache", description="Where replicas on a cluster keep pulled versions.")
+    smoke: SmokeConfig | None = None
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+
+    @field_validator("canary")
+    @classmethod
+    def _rising_to_100(cls, steps: list[float]) -> list[float]:
+        if not steps or steps[-1] != 100 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError("canary steps must rise and end at 100")
+        return steps
 
 
 class DeployConfig(Section):
-    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    #: Names are lowercase words joined by single hyphens (they name Serve applications and routes).
+    environments: dict[Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=32)], EnvironmentConfig] = (
+        Field(default_factory=dict)
+    )
 
 
 class MonitorConfig(Section):

@@ -100,6 +100,30 @@ def load_template(root: Path, path: str, *, key: str) -> jinja2.Template:
         raise InputError(f"{path}:{exc.lineno}: {exc.message}", hint="run `llmci lint`") from None
 
 
+def bundle_template(root: Path, path: str) -> dict[str, object]:
+    """The template at `path` and every template it includes, imports or extends, as one JSON-able bundle.
+
+    `{"template": NAME, "files": {NAME: SOURCE, ...}}`, each file under the
+    name it is referenced by, so a `DictLoader` over `files` renders exactly
+    what `load_template` renders: `llmci train` publishes it with the model,
+    and the serving application renders `vars` with it.
+    """
+    import jinja2.meta
+
+    template_path = root / path
+    env = make_environment("prompt", search_path=[str(template_path.parent), str(root)])
+    files: dict[str, str] = {}
+    todo = [template_path.name]
+    while todo:
+        name = todo.pop()
+        if name in files:
+            continue
+        source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+        files[name] = source
+        todo += [ref for ref in jinja2.meta.find_referenced_templates(env.parse(source)) if ref is not None]
+    return {"template": template_path.name, "files": files}
+
+
 def render_vars(template: jinja2.Template | None, variables: object, where: str, *, prompt_key: str) -> str:
     """A dataset line's `vars` rendered through the prompt template; every problem is one error at `where`."""
     if template is None:

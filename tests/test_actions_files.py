@@ -15,6 +15,8 @@ from tests.conftest import REPO
 
 ACTIONS = [REPO / "action.yml", *sorted((REPO / "actions").glob("*/action.yml"))]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+#: The caller workflows a user copies into their .github/workflows/.
+STARTERS = sorted((REPO / "workflows").glob("*.yml"))
 
 
 def tool(name: str) -> str:
@@ -31,7 +33,8 @@ def test_there_are_files_to_check() -> None:
 
 
 @pytest.mark.parametrize(
-    ("schema", "files"), [("vendor.github-actions", ACTIONS), ("vendor.github-workflows", WORKFLOWS)]
+    ("schema", "files"),
+    [("vendor.github-actions", ACTIONS), ("vendor.github-workflows", WORKFLOWS), ("vendor.github-workflows", STARTERS)],
 )
 def test_files_match_githubs_schemas(schema: str, files: list[Path]) -> None:
     proc = subprocess.run(
@@ -42,11 +45,24 @@ def test_files_match_githubs_schemas(schema: str, files: list[Path]) -> None:
 
 def test_zizmor_finds_nothing() -> None:
     proc = subprocess.run(
-        [tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress", str(REPO)],
+        [tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress", str(REPO), *map(str, STARTERS)],
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_there_are_starter_workflows_for_each_trigger() -> None:
+    triggers = {path.name: yaml.safe_load(path.read_text())[True] for path in STARTERS}  # YAML 1.1 reads `on` as True
+    assert set(triggers) == {"pr.yml", "deploy.yml", "release.yml"}
+    assert "pull_request" in triggers["pr.yml"] and "workflow_dispatch" in triggers["deploy.yml"]
+    assert triggers["release.yml"]["push"]["tags"] == ["v*"]
+    for path in STARTERS:
+        data = yaml.safe_load(path.read_text())
+        assert data.get("permissions") == {}, f"{path}: top-level permissions must be empty"
+        for job in data["jobs"].values():
+            assert re.fullmatch(r"OWNER/llmci/\.github/workflows/[\w-]+\.yml@[0-9a-f]{40}", job["uses"]), job["uses"]
+            assert (REPO / job["uses"].split("@")[0].removeprefix("OWNER/llmci/")).is_file()
 
 
 def steps(path: Path) -> list[dict]:
@@ -56,7 +72,7 @@ def steps(path: Path) -> list[dict]:
     return [step for job in data["jobs"].values() for step in job.get("steps", [])]
 
 
-@pytest.mark.parametrize("path", ACTIONS + WORKFLOWS, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", ACTIONS + WORKFLOWS + STARTERS, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_expressions_in_run_and_every_action_pinned(path: Path) -> None:
     for step in steps(path):
         assert "${{" not in step.get("run", ""), f"{path}: step {step.get('name')} expands an expression in run:"

@@ -126,13 +126,15 @@ def chat_payload(model: str, prompt: str, *, max_tokens: int, temperature: float
     return payload
 
 
-def chat_answer(data: dict[str, Any], url: str) -> tuple[str, int | None, int | None]:
-    """The text and token counts of a chat completion."""
+def chat_answer(data: dict[str, Any], url: str, *, chat: bool = True) -> tuple[str, int | None, int | None]:
+    """The text and token counts of a chat completion (`chat=False`: of a plain completion)."""
+    where = "choices[0].message.content" if chat else "choices[0].text"
     try:
-        text = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        text = choice["message"]["content"] if chat else choice["text"]
     except (KeyError, IndexError, TypeError):
-        raise CallError(f"{url}: the answer has no choices[0].message.content") from None
+        raise CallError(f"{url}: the answer has no {where}") from None
     if not isinstance(text, str):
-        raise CallError(f"{url}: choices[0].message.content is not a string")
+        raise CallError(f"{url}: {where} is not a string")
     usage = data.get("usage") or {}
     return text, usage.get("prompt_tokens"), usage.get("completion_tokens")

@@ -64,10 +64,12 @@ def run_eval(
     concurrency: int | None = None,
     cache_dir: Path | None = None,
     progress: bool | None = None,
+    limit: int | None = None,
 ) -> SuiteRun:
     """Run one suite against one target; everything is validated before the first model call.
 
-    With `cache_dir`, generations and scores are cached in `cache_dir/eval.sqlite`.
+    With `cache_dir`, generations and scores are cached in `cache_dir/eval.sqlite`; with
+    `limit`, only the first `limit` cases of a dataset suite run (a deploy's smoke eval).
     """
     suite = suite_config(loaded, suite_name)
     if suite.pytest is not None:
@@ -83,11 +85,12 @@ def run_eval(
     if suite.prompt is not None:
         template = load_template(loaded.root, suite.prompt, key=f"eval.suites.{suite_name}.prompt")
     case_set = load_cases(loaded.root / suite.dataset, template)
+    cases = case_set.cases[:limit] if limit else case_set.cases
     judge = _judge(loaded)
     metrics = build_metrics(loaded, suite_name, suite.metrics, judge)
     target = open_target(target_spec, loaded, cache_dir)
     if target.spec == "recorded":
-        missing = next((case for case in case_set.cases if case.recording is None), None)
+        missing = next((case for case in cases if case.recording is None), None)
         if missing is not None:
             where = f"{display_path(case_set.path)}:{missing.line}"
             raise InputError(
@@ -99,7 +102,7 @@ def run_eval(
     )
     started = time.perf_counter()
     try:
-        rows = asyncio.run(run.all(case_set.cases, concurrency or settings.concurrency, progress, judge))
+        rows = asyncio.run(run.all(cases, concurrency or settings.concurrency, progress, judge))
     finally:
         run.cache.close()
     run.stats.seconds = time.perf_counter() - started
@@ -108,7 +111,7 @@ def run_eval(
     meta = suite_metadata(
         loaded, suite_name, suite, target.spec, target.model_version, dataset, case_set.sha256, judge_identity
     )
-    meta["cases"] = len(case_set.cases)
+    meta["cases"] = len(cases)
     return SuiteRun(Results(rows, meta), run.stats)
 
 

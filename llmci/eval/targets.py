@@ -3,6 +3,8 @@
 * `registry:NAME@VERSION|NAME@STAGE`: a registry version, pulled once and generated locally;
 * `hf:PATH`: a Hugging Face model folder, generated locally with transformers;
 * `openai:BASE_URL#MODEL`: any OpenAI-compatible chat endpoint (vLLM, Ollama, Ray Serve, a hosted API);
+* `openai-completions:BASE_URL#MODEL`: the same server's `/completions`, the prompt sent as it is
+  (models trained on a prompt template, like `llmci deploy`'s);
 * `recorded`: the outputs already in the dataset (`actual_output`), e.g. logged production traffic.
 
 Local models get the prompt as it is (no chat template): that is how `llmci
@@ -28,11 +30,18 @@ from typing import Any
 from llmci.config import GenerationConfig, LoadedConfig, Price
 from llmci.errors import UsageError
 from llmci.eval.cases import Case, Generation
-from llmci.eval.http import CallError, RetryPolicy, chat_answer, chat_payload, post_json, split_userinfo
+from llmci.eval.http import (
+    CallError,
+    RetryPolicy,
+    chat_answer,
+    chat_payload,
+    post_json,
+    split_userinfo,
+)
 from llmci.fsutil import cache_dir
 from llmci.redact import redact_userinfo
 
-TARGET_FORMS = "registry:NAME@VERSION, hf:PATH, openai:BASE_URL#MODEL or recorded"
+TARGET_FORMS = "registry:NAME@VERSION, hf:PATH, openai:BASE_URL#MODEL, openai-completions:BASE_URL#MODEL or recorded"
 
 
 class Target(ABC):
@@ -73,11 +82,11 @@ def open_target(spec: str, loaded: LoadedConfig, cache: Path | None = None) -> T
         target = LocalModelTarget(shown, folder, identity=f"registry:{manifest.digest}")
         target.model_version = manifest.ref
         return target
-    if kind == "openai" and rest:
+    if kind in ("openai", "openai-completions") and rest:
         base_url, _, model = rest.partition("#")
         if not base_url.startswith(("http://", "https://")) or not model:
             raise UsageError(
-                f"--target {shown}: expected openai:BASE_URL#MODEL, e.g. openai:http://localhost:8000/v1#my-model"
+                f"--target {shown}: expected {kind}:BASE_URL#MODEL, e.g. {kind}:http://localhost:8000/v1#my-model"
             )
         return OpenAITarget(
             base_url.rstrip("/"),
@@ -85,6 +94,7 @@ def open_target(spec: str, loaded: LoadedConfig, cache: Path | None = None) -> T
             api_key=os.environ.get(settings.api_key_env),
             price=settings.prices.get(model),
             policy=RetryPolicy(settings.retries),
+            chat=kind == "openai",
         )
     raise UsageError(f"--target {shown}: unknown target", hint=f"use {TARGET_FORMS}")
 
@@ -150,13 +160,21 @@ class LocalModelTarget(Target):
 
 class OpenAITarget(Target):
     def __init__(
-        self, base_url: str, model: str, *, api_key: str | None, price: Price | None, policy: RetryPolicy
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None,
+        price: Price | None,
+        policy: RetryPolicy,
+        chat: bool = True,
     ) -> None:
         base_url, self._basic_auth = split_userinfo(base_url)
-        self.spec = f"openai:{base_url}#{model}"
+        self.spec = f"{'openai' if chat else 'openai-completions'}:{base_url}#{model}"
         # Credentials do not change what the model answers: a rotated key keeps the cache.
         self.identity = self.spec
-        self.url = f"{base_url}/chat/completions"
+        self.chat = chat
+        self.url = f"{base_url}/chat/completions" if chat else f"{base_url}/completions"
         self.model = model
         self.price = price
         self.policy = policy
@@ -180,10 +198,12 @@ class OpenAITarget(Target):
         payload = chat_payload(
             self.model, case.prompt, max_tokens=params.max_new_tokens, temperature=params.temperature, stop=params.stop
         )
+        if not self.chat:  # /completions: the prompt as it is, no chat template on the server's side
+            payload["prompt"] = payload.pop("messages")[0]["content"]
         started = time.perf_counter()
         data = await post_json(self._http(params.timeout_s), self.url, payload, self.policy)
         latency = (time.perf_counter() - started) * 1000
-        text, prompt_tokens, completion_tokens = chat_answer(data, self.url)
+        text, prompt_tokens, completion_tokens = chat_answer(data, self.url, chat=self.chat)
         cost = None
         if self.price is not None and prompt_tokens is not None and completion_tokens is not None:
             cost = (

@@ -206,6 +206,57 @@ class GitHub:
         )
         return CheckResult(target_url, "commit status")
 
+    # -- deployments ------------------------------------------------------------------------
+
+    def create_deployment(
+        self, *, ref: str, environment: str, description: str, payload: dict[str, Any], production: bool
+    ) -> Any:
+        """A GitHub Deployment of `ref` to `environment` (no required contexts: llmci's own checks gate it)."""
+        return self._call(
+            f"a deployment to {environment}",
+            lambda: self._repo.create_deployment(
+                ref=ref,
+                environment=environment,
+                payload=payload,
+                description=description[:140],
+                required_contexts=[],
+                auto_merge=False,
+                transient_environment=False,
+                production_environment=production,
+            ),
+            permission="deployments: write",
+        )
+
+    def deployment_status(
+        self, deployment: Any, state: str, *, description: str, environment_url: str | None, log_url: str | None
+    ) -> None:
+        from github.GithubObject import NotSet
+
+        self._call(
+            f"the {state} status of deployment {deployment.id}",
+            lambda: deployment.create_status(
+                state,
+                target_url=log_url or NotSet,  # GitHub's log_url (target_url is its older name)
+                description=description[:140],
+                environment_url=environment_url or NotSet,
+                auto_inactive=False,  # llmci marks the one it replaced, and only that one
+            ),
+            permission="deployments: write",
+        )
+
+    def active_deployments(self, environment: str, *, newest: int = 10) -> list[Any]:
+        """The environment's recent deployments whose latest status is success."""
+
+        def find() -> list[Any]:
+            found = []
+            for deployment in self._repo.get_deployments(environment=environment)[:newest]:
+                latest = next(iter(deployment.get_statuses()), None)  # newest first
+                if latest is not None and latest.state == "success":
+                    found.append(deployment)
+            return found
+
+        return self._call(f"the deployments to {environment}", find, permission="deployments: read")
+
     # -- retries and errors -----------------------------------------------------------------
 
     def _call(self, what: str, operation: Callable[[], T], permission: str | None = None) -> T:

@@ -75,7 +75,8 @@ def _find_or_submit(client, loaded: LoadedConfig, plan: TrainPlan, registry_uri:
         job_id = base if attempt == 1 else f"{base}-{attempt}"
         status = _status(client, job_id)
         if status is None:
-            client.submit_job(
+            _submit(
+                client,
                 entrypoint=_entrypoint(loaded, plan, registry_uri),
                 submission_id=job_id,
                 runtime_env={
@@ -90,6 +91,23 @@ def _find_or_submit(client, loaded: LoadedConfig, plan: TrainPlan, registry_uri:
             print(f"attached to Ray job {job_id} ({status.lower()})", file=sys.stderr, flush=True)
             return job_id
     raise TrainingError(f"too many failed attempts of {base}")
+
+
+#: How long a head that is still starting its job agent gets ("No available agent to submit job").
+AGENT_WAIT_S = 90.0
+
+
+def _submit(client, **job: object) -> None:
+    """Submit, waiting out a cluster whose job agent is not up yet (a head that just started)."""
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            client.submit_job(**job)
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(2)
 
 
 def _name(status: object) -> str:

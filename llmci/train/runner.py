@@ -290,6 +290,12 @@ def export_model(plan: TrainPlan, trained: dict, out: Path) -> str:
         model.peft_config["default"].base_model_name_or_path = plan.base.reference
     model.save_pretrained(out)
     plan.tokenizer.save_pretrained(out)
+    if plan.config.prompt:  # the version carries the template it was trained on: serving renders `vars` with it
+        from llmci.serve.generator import PROMPT_FILE
+        from llmci.templating import bundle_template
+
+        bundle = bundle_template(plan.root, plan.config.prompt)
+        (out / PROMPT_FILE).write_text(json.dumps(bundle, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out / ".llmci-weights").write_text(weights + "\n")
     return weights
 
@@ -311,6 +317,7 @@ def publish_run(run: RunResult, registry: Registry) -> RunResult:
         method=config.method,
         weights=weights,
         ray_job_id=run.job_id,
+        prompt_template=config.prompt,
     )
     metrics = {"train_loss": run.final_loss, "steps": float(plan.total_steps), "train_seconds": round(run.train_s, 3)}
     if run.eval_loss is not None:

@@ -1,7 +1,8 @@
 """A local GitHub REST server over real HTTP: the endpoints `llmci report` uses, with state.
 
 It serves under `/api/v3` (as GitHub Enterprise Server does) and keeps pull
-request comments, check runs and commit statuses. Every answer carries
+request comments, check runs, commit statuses, and deployments with their
+statuses (newest first, as GitHub lists them). Every answer carries
 `X-RateLimit-*` headers; lists are paginated with `Link` headers. Tokens are
 either user tokens (GET /user answers their login) or installation tokens
 like Actions' GITHUB_TOKEN (GET /user is 403, comments are by
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 PREFIX = "/api/v3"
-ALL = frozenset({"pull_requests", "checks", "statuses"})
+ALL = frozenset({"pull_requests", "checks", "statuses", "deployments"})
 NOT_ACCESSIBLE = "Resource not accessible by integration"
 
 
@@ -54,6 +55,8 @@ class GitHubServer:
         self.comments: list[dict[str, Any]] = []
         self.check_runs: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
+        self.deployments: list[dict[str, Any]] = []
+        self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
         self.remaining = 5000
@@ -166,7 +169,47 @@ class GitHubServer:
             status = {**body, "id": self._next_id, "sha": match[1], "url": f"{self.api_url}{path}"}
             self.statuses.append(status)
             return 201, status, {}
+        if path == f"{repo}/deployments":
+            if method == "POST":
+                if "deployments" not in token.permissions:
+                    return self._denied("deployments=write")
+                self._next_id += 1
+                deployment = {
+                    **body,
+                    "id": self._next_id,
+                    "sha": body["ref"],
+                    "url": f"{self.api_url}{repo}/deployments/{self._next_id}",
+                    "statuses_url": f"{self.api_url}{repo}/deployments/{self._next_id}/statuses",
+                    "creator": {"login": token.author},
+                }
+                self.deployments.append(deployment)
+                self.deployment_statuses[deployment["id"]] = []
+                return 201, deployment, {}
+            found = [d for d in reversed(self.deployments) if d["environment"] == query.get("environment", [None])[0]]
+            return self._page(found, path, query)
+        if match := re.fullmatch(rf"{repo}/deployments/(\d+)/statuses", path):
+            statuses = self.deployment_statuses.get(int(match[1]))
+            if statuses is None:
+                return 404, {"message": "Not Found"}, {}
+            if method == "GET":
+                return self._page(list(reversed(statuses)), path, query)
+            if "deployments" not in token.permissions:
+                return self._denied("deployments=write")
+            if body.get("state") not in ("error", "failure", "inactive", "in_progress", "queued", "pending", "success"):
+                return 422, {"message": "Validation Failed"}, {}
+            self._next_id += 1
+            status = {**body, "id": self._next_id, "url": f"{self.api_url}{path}/{self._next_id}"}
+            statuses.append(status)
+            return 201, status, {}
         return 404, {"message": "Not Found"}, {}
+
+    def deployment_states(self, environment: str) -> list[list[str]]:
+        """Each deployment to `environment` (oldest first) as the list of its states, oldest first."""
+        return [
+            [s["state"] for s in self.deployment_statuses[d["id"]]]
+            for d in self.deployments
+            if d["environment"] == environment
+        ]
 
     @staticmethod
     def _public(comment: dict[str, Any]) -> dict[str, Any]:

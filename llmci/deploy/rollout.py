@@ -1,0 +1,651 @@
+"""`llmci deploy`: an approved version into an environment, step by step, undone when a check fails.
+
+The order keeps the environment serving throughout:
+
+1. the new version gets its own Serve application; the router does not send it
+   traffic yet (weight 0), so its replicas start while the old version serves;
+2. once every replica is RUNNING, the smoke eval runs against it through the
+   router, pinned (`model: NAME@VERSION`);
+3. weights move in the canary steps; after each, the gates watch the new
+   version's live traffic (error rate, p95 latency) for `step_seconds`;
+4. at 100% and a passed final gate, the old versions leave the router, then
+   their applications are removed (Serve drains requests in flight).
+
+A failure at any point puts the router's weights back first, then removes the
+new application: the old version never stops serving. Every step is a ledger
+event; the state llmci applied is kept in the registry store, so a rollback
+needs nothing from the cluster's own memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmci import __version__
+from llmci.config import EnvironmentConfig, LoadedConfig
+from llmci.deploy.ledger import EnvState, Event, Ledger
+from llmci.deploy.serve_api import AppFailed, ServeAPI
+from llmci.errors import ConfigError, NotApprovedError, RolledBackError, UsageError
+from llmci.fsutil import atomic_write_text, cache_dir
+from llmci.registry import Manifest, Registry
+from llmci.registry.manifest import lineage_from_environment
+from llmci.serve.routing import Counts, ModelRoutes, RouterConfig, VersionRoute, counts_key
+
+ROUTER_IMPORT = "llmci.serve.app:build_router"
+MODEL_IMPORT = "llmci.serve.app:build_model"
+POLL_S = 0.5
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    reason: str
+    requests: int = 0
+    errors: int = 0
+    p95_ms: float | None = None
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        p95 = "-" if self.p95_ms is None else f"<= {self.p95_ms:.0f} ms"
+        verdict = "pass" if self.passed else "BREACH"
+        return f"{self.requests} requests, {self.errors} errors, p95 {p95}: {verdict} ({self.reason})"
+
+
+@dataclass
+class Outcome:
+    env: str
+    ref: str
+    action: str  # deployed | noop | rolled-back | shadowing
+    url: str
+    events: list[Event] = field(default_factory=list)
+
+
+def environment(loaded: LoadedConfig, env: str) -> EnvironmentConfig:
+    environments = loaded.config.deploy.environments
+    if env not in environments:
+        where = loaded.path.name if loaded.path else "llmci.yaml"
+        known = ", ".join(sorted(environments)) or "none"
+        raise ConfigError(
+            f"{where}: deploy.environments has no '{env}' (declared: {known})",
+            hint=f"add deploy.environments.{env} to llmci.yaml",
+        )
+    return environments[env]
+
+
+def require_approved(registry: Registry, manifest: Manifest) -> None:
+    """Only a version a person approved is deployed (a rejected one never, whatever a stage says)."""
+    status = registry.status(manifest.name, manifest.version).status
+    if status != "approved":
+        raise NotApprovedError(
+            f"{manifest.ref} is {status}; only approved versions are deployed",
+            hint=f"llmci registry approve {manifest.ref} --by NAME --note WHY",
+        )
+
+
+def router_app(env: str) -> str:
+    return f"llmci-{env}"
+
+
+def version_app(env: str, name: str, version: int) -> str:
+    # "--" cannot occur in an environment's name: `llmci-prod--m-1` is never environment `prod-x`'s.
+    return f"{router_app(env)}--{name}-{version}"
+
+
+class Deployer:
+    """One environment on one Ray cluster: what it runs, and the moves between states."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        env: str,
+        registry: Registry,
+        api: ServeAPI,
+        serve_url: str,
+        *,
+        actor: str,
+        say: Callable[[str], None],
+        embedded: bool,
+    ) -> None:
+        self.loaded = loaded
+        self.env = env
+        self.settings = environment(loaded, env)
+        self.registry = registry
+        self.api = api
+        self.serve_url = serve_url.rstrip("/")
+        self.actor = actor
+        self.say = say
+        self.embedded = embedded
+        self.ledger = Ledger(registry.store, env)
+        self.route_prefix = self.settings.route_prefix or f"/{env}"
+        lineage = lineage_from_environment(loaded.root)
+        self.context = {"actor": actor, "workflow_run_url": lineage.workflow_run_url, "commit": lineage.git_commit}
+
+    @property
+    def url(self) -> str:
+        """The environment's OpenAI-compatible base URL."""
+        return f"{self.serve_url}{self.route_prefix}/v1"
+
+    # -- the Serve config -----------------------------------------------------------------
+
+    def serve_config(self, state: EnvState, others: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The whole cluster's config: other applications as they run, ours as `state` says."""
+        ours = {name: dict(config) for name, config in state.apps.items()}
+        router = router_app(self.env)
+        if router in ours:
+            ours[router] = _with_user_config(ours[router], "router", state.router.model_dump(mode="json"))
+        mine = {name for name in others if _ours(name, self.env)}
+        apps = [config for name, config in sorted(others.items()) if name not in mine] + [
+            ours[name] for name in sorted(ours)
+        ]
+        config: dict[str, Any] = {"applications": apps}
+        if self.embedded:
+            config["proxy_location"] = "HeadOnly"
+            config["http_options"] = {"host": "127.0.0.1", "port": self.settings.http_port}
+        return config
+
+    def router_config(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "name": router_app(self.env),
+            "route_prefix": self.route_prefix,
+            "import_path": ROUTER_IMPORT,
+            "args": {"env": self.env, "llmci_version": __version__},
+            "runtime_env": s.runtime_env,
+            "deployments": [
+                {
+                    "name": "router",
+                    "num_replicas": s.router_replicas,
+                    "max_ongoing_requests": 256,
+                    "ray_actor_options": {"num_cpus": 0.1},
+                    "user_config": RouterConfig().model_dump(mode="json"),
+                },
+                {"name": "stats", "num_replicas": 1, "ray_actor_options": {"num_cpus": 0}},
+            ],
+        }
+
+    def model_config(self, manifest: Manifest) -> dict[str, Any]:
+        s = self.settings
+        store = self.registry.store
+        deployment: dict[str, Any] = {
+            "name": "model",
+            "max_ongoing_requests": max(64, 4 * s.max_batch_size),
+            "ray_actor_options": s.ray_actor_options,
+            "user_config": {"max_batch_size": s.max_batch_size, "batch_wait_timeout_s": s.batch_wait_timeout_s},
+            "graceful_shutdown_timeout_s": s.graceful_shutdown_timeout_s,
+            "health_check_period_s": 10,
+            "health_check_timeout_s": 30,
+        }
+        if s.autoscaling_config:
+            deployment["autoscaling_config"] = s.autoscaling_config
+        else:
+            deployment["num_replicas"] = s.replicas
+        threads = max(1, int(s.ray_actor_options.get("num_cpus", 1) or 1))
+        return {
+            "name": version_app(self.env, manifest.name, manifest.version),
+            "route_prefix": None,
+            "import_path": MODEL_IMPORT,
+            "args": {
+                "registry": store.uri,
+                "endpoint_url": self.loaded.config.registry.endpoint_url,
+                "ref": manifest.ref,
+                "digest": manifest.digest,
+                "cache_dir": str(cache_dir(self.loaded.root).resolve()) if self.embedded else s.cache_dir,
+                "threads": threads,
+                "llmci_version": __version__,
+            },
+            "runtime_env": s.runtime_env,
+            "deployments": [deployment],
+        }
+
+    # -- moves ----------------------------------------------------------------------------
+
+    def apply(self, state: EnvState, *, wait_for: list[str] | None = None) -> str:
+        """Send `state` to the cluster and wait until it runs it: its applications RUNNING with our
+        router weights, and the environment's applications it no longer has gone (drained). The
+        config's digest."""
+        applied = self.api.applied_configs()
+        config = self.serve_config(state, applied)
+        self.api.apply(config)
+        names = wait_for if wait_for is not None else sorted(state.apps)
+        removed = [name for name in applied if _ours(name, self.env) and name not in state.apps]
+        expected = state.router.model_dump(mode="json")
+        self.api.wait(
+            lambda apps: (
+                _running(apps, names)
+                and _router_has(apps, router_app(self.env), expected, state)
+                and not any(name in apps for name in removed)
+            ),
+            timeout_s=self.settings.start_timeout_s,
+            watch=names,
+        )
+        return _digest(config)
+
+    def deploy(
+        self,
+        manifest: Manifest,
+        *,
+        canary: list[float],
+        step_seconds: float,
+        serve_config_out: Path | None,
+        smoke: bool = True,
+        shadow: bool = False,
+    ) -> Outcome:
+        require_approved(self.registry, manifest)
+        name, version = manifest.name, manifest.version
+        outcome = Outcome(self.env, manifest.ref, "deployed", self.url)
+        with self.ledger.lease(f"{self.actor} deploying {manifest.ref}"):
+            before, _ = self.ledger.state()
+            routes = before.router.models.get(name, ModelRoutes())
+            serving = {v: r.weight for v, r in routes.versions.items() if r.weight > 0}
+            previous = max(serving, key=lambda v: serving[v]) if serving else None
+            if serving == {version: 100.0} and self._healthy(before):
+                outcome.action = "noop"
+                outcome.events.append(self._event("noop", name, version, previous, before, "already serving 100%"))
+                self.say(f"{self.env}: {manifest.ref} already serves 100%; nothing to do")
+                return outcome
+            if shadow and previous is None:
+                raise UsageError(f"nothing serves {name} in {self.env} yet: a shadow mirrors a live version")
+            if serve_config_out is not None:
+                final = self._retired(
+                    self._weighted(self._with_version(before, manifest), name, {version: 100.0}), name
+                )
+                _write_config(serve_config_out, self.serve_config(final, self.api.applied_configs()))
+                self.say(f"{self.env}: the Serve config it ends with: {serve_config_out}")
+
+            # 1. The new version's own application, no traffic yet.
+            state = self._with_version(before, manifest)
+            started = time.monotonic()
+            self.say(f"{self.env}: starting {manifest.ref} beside {self._serving_text(name, routes)}")
+            try:
+                digest = self.apply(state)
+            except AppFailed as exc:
+                self._undo(before, state, name, version, previous, f"{manifest.ref} did not start: {exc.message}")
+                raise self._failed(manifest, f"did not start: {exc.message}", outcome) from None
+            self.ledger.record(state)
+            outcome.events.append(
+                self._event("deploy", name, version, previous, state, f"{manifest.ref} is up", digest=digest)
+            )
+            self.say(f"{self.env}: {manifest.ref} is RUNNING ({time.monotonic() - started:.1f} s)")
+
+            # 2. The smoke eval, pinned to the new version.
+            if smoke and self.settings.smoke is not None:
+                passed, summary = self.smoke(manifest)
+                outcome.events.append(self._event("smoke", name, version, previous, state, summary))
+                self.say(f"{self.env}: smoke eval of {manifest.ref}: {summary}")
+                if not passed:
+                    self._undo(before, state, name, version, previous, f"smoke eval failed: {summary}")
+                    raise self._failed(manifest, f"failed its smoke eval: {summary}", outcome)
+
+            # Shadow: the new version gets a copy of every request, its answers only counted; no traffic moves.
+            if shadow:
+                state = state.model_copy(update={"router": _with_shadow(state.router, name, version)})
+                digest = self.apply(state)
+                self.ledger.record(state)
+                outcome.action = "shadowing"
+                outcome.events.append(
+                    self._event("shadow", name, version, previous, state, f"{manifest.ref} mirrors", digest=digest)
+                )
+                self.say(f"{self.env}: {manifest.ref} gets a copy of every request to {name}; clients see no change")
+                return outcome
+
+            # 3. Canary steps, each watched by the gates.
+            for weight in canary if previous is not None else [100.0]:
+                state = self._weighted(state, name, _shares(serving, version, weight))
+                digest = self.apply(state)
+                self.ledger.record(state)
+                outcome.events.append(
+                    self._event("step", name, version, previous, state, f"{weight:g}% to {manifest.ref}", digest=digest)
+                )
+                gate = self.watch(name, version, step_seconds)
+                outcome.events.append(
+                    self._event("gate", name, version, previous, state, gate.line(), details=gate.__dict__)
+                )
+                self.say(f"{self.env}: {weight:g}% on {manifest.ref}: {gate.line()}")
+                if not gate.passed:
+                    self._undo(before, state, name, version, previous, f"gate breached at {weight:g}%: {gate.reason}")
+                    raise self._failed(manifest, f"breached a gate at {weight:g}%: {gate.reason}", outcome)
+
+            # 4. The old versions leave the router, then their applications go.
+            final = self._retired(state, name)
+            if final.apps != state.apps or final.router != state.router:
+                unrouted = final.model_copy(update={"apps": state.apps})
+                self.apply(unrouted)
+                digest = self.apply(final)
+                retired = sorted(set(routes.versions) - {version})
+                outcome.events.append(
+                    self._event("retire", name, version, previous, final, f"retired {retired}", digest=digest)
+                )
+            self.ledger.record(final)
+            outcome.events.append(self._event("deployed", name, version, previous, final, f"{manifest.ref} serves"))
+            self.say(f"{self.env}: {manifest.ref} serves 100% at {self.url}")
+        return outcome
+
+    def smoke(self, manifest: Manifest) -> tuple[bool, str]:
+        """The smoke suite against the new version, pinned through the router; (passed, one line)."""
+        from llmci.eval.results import summarize
+        from llmci.eval.runner import run_eval
+
+        smoke = self.settings.smoke
+        assert smoke is not None
+        target = f"openai-completions:{self.url}#{manifest.ref}"
+        run = run_eval(self.loaded, smoke.suite, target, cache_dir=None, progress=False, limit=smoke.max_cases)
+        summary = summarize(run.results.rows)
+        failing = [
+            f"{item['metric']} {item['passed']}/{item['cases']}"
+            for item in summary
+            if item["cases"] and item["passed"] / item["cases"] < smoke.min_pass_rate
+        ]
+        errors = sum(item["errors"] for item in summary)
+        text = ", ".join(f"{item['metric']} {item['passed']}/{item['cases']}" for item in summary)
+        if errors:
+            return False, f"{errors} errors ({text})"
+        if failing:
+            return False, f"below {smoke.min_pass_rate:.0%}: {', '.join(failing)}"
+        return True, text
+
+    def watch(self, name: str, version: int, seconds: float) -> GateResult:
+        """The new version's live traffic over `seconds`, against the gates; stops at the first breach."""
+        gates = self.settings.gates
+        key = counts_key(name, version, "live")
+        base = self.counts().get(key, Counts())
+        started = time.monotonic()
+        window = Counts()
+        while True:
+            time.sleep(POLL_S)
+            window = self.counts().get(key, Counts()).minus(base)
+            elapsed = time.monotonic() - started
+            p95 = window.quantile_ms(0.95)
+            result = GateResult(True, "", window.requests, window.errors, p95, elapsed)
+            if window.requests >= gates.min_requests:
+                rate = window.errors / window.requests
+                if gates.max_error_rate is not None and rate > gates.max_error_rate:
+                    result.passed, result.reason = False, f"error rate {rate:.1%} > {gates.max_error_rate:.1%}"
+                    return result
+                if gates.max_p95_ms is not None and p95 is not None and p95 > gates.max_p95_ms:
+                    result.passed, result.reason = False, f"p95 {p95:.0f} ms > {gates.max_p95_ms:.0f} ms"
+                    return result
+            if elapsed >= seconds:
+                if window.requests < gates.min_requests:
+                    result.reason = f"fewer than {gates.min_requests} requests: not judged"
+                else:
+                    result.reason = "within the gates"
+                return result
+
+    def counts(self) -> dict[str, Counts]:
+        """The router's counters (summed over its replicas), by `NAME@VERSION/kind`."""
+        import httpx
+
+        try:
+            response = httpx.get(f"{self.serve_url}{self.route_prefix}/-/llmci/stats", timeout=10)
+            response.raise_for_status()
+            data = response.json()
+        except (httpx.HTTPError, ValueError):
+            return {}  # a missed poll is not a breach: the next one sees the totals
+        return {key: Counts.from_json(value) for key, value in data.get("counts", {}).items()}
+
+    def rollback(self, name: str | None) -> Outcome:
+        """Back to the version that served before the last completed deploy of `name`."""
+        events = self.ledger.events()
+        done = [e for e in events if e.action == "deployed" and (name is None or e.model == name)]
+        if not done or done[-1].previous is None:
+            raise ConfigError(f"{self.env}: no earlier version to roll back to", hint="llmci deploy history")
+        last = done[-1]
+        manifest = self.registry.resolve(f"{last.model}@{last.previous}")
+        # Straight to 100%, no smoke eval: this version served here before, and speed matters now.
+        outcome = self.deploy(
+            manifest, canary=[100.0], step_seconds=self.settings.step_seconds, serve_config_out=None, smoke=False
+        )
+        outcome.action = "rolled-back"
+        self._event("rollback", last.model, last.previous, last.version, self.ledger.state()[0], "on demand")
+        return outcome
+
+    # -- reports --------------------------------------------------------------------------
+
+    def plan(self, manifest: Manifest, serve_config_out: Path) -> str:
+        """What a deploy would do, and the Serve config it would end with (written); nothing changes."""
+        status = self.registry.status(manifest.name, manifest.version).status
+        before, _ = self.ledger.state()
+        routes = before.router.models.get(manifest.name, ModelRoutes())
+        final = self._retired(
+            self._weighted(self._with_version(before, manifest), manifest.name, {manifest.version: 100.0}),
+            manifest.name,
+        )
+        _write_config(serve_config_out, self.serve_config(final, self.api.applied_configs()))
+        serving = self._serving_text(manifest.name, routes)
+        steps = ", ".join(f"{w:g}%" for w in self.settings.canary) if routes.versions else "100% (first deploy)"
+        smoke = self.settings.smoke
+        return "\n".join(
+            [
+                f"deploy {manifest.ref} ({status}) to {self.env} at {self.url}",
+                f"  now serving  {serving}",
+                f"  smoke eval   {f'{smoke.suite}, {smoke.max_cases} cases' if smoke else 'none'}",
+                f"  canary       {steps}, {self.settings.step_seconds:g} s each",
+                f"  serve config {serve_config_out}",
+                "  (dry run: nothing was changed)"
+                + ("" if status == "approved" else f"; {manifest.ref} is {status} and would be refused"),
+            ]
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What the environment serves now: llmci's state, Serve's view of each application, the traffic."""
+        state, _ = self.ledger.state()
+        apps = self.api.applications()
+        counts = self.counts()
+        models = {}
+        for name, routes in state.router.models.items():
+            versions = []
+            for version, route in sorted(routes.versions.items()):
+                app = apps.get(route.app) or {}
+                deployment = (app.get("deployments") or {}).get("model") or {}
+                replicas = deployment.get("replicas") or []
+                live = counts.get(counts_key(name, version, "live"), Counts())
+                versions.append(
+                    {
+                        "ref": f"{name}@{version}",
+                        "weight": route.weight,
+                        "app": route.app,
+                        "status": app.get("status", "ABSENT"),
+                        "replicas": f"{sum(r.get('state') == 'RUNNING' for r in replicas)}/{len(replicas)} running",
+                        "requests": live.requests,
+                        "errors": live.errors,
+                        "p95_ms": live.quantile_ms(0.95),
+                    }
+                )
+            models[name] = versions
+        router = apps.get(router_app(self.env)) or {}
+        return {
+            "env": self.env,
+            "url": self.url,
+            "router": router.get("status", "ABSENT"),
+            "models": models,
+            "deploy_in_progress": state.lease.model_dump() if state.lease else None,
+            "updated_at": state.updated_at,
+        }
+
+    @staticmethod
+    def status_text(report: dict[str, Any]) -> str:
+        lines = [f"{report['env']}: {report['url']} (router {report['router']})"]
+        if report["deploy_in_progress"]:
+            lines.append(f"  a deploy is in progress: {report['deploy_in_progress']['holder']}")
+        for versions in report["models"].values():
+            for v in versions:
+                p95 = "-" if v["p95_ms"] is None else f"{v['p95_ms']:.0f} ms"
+                lines.append(
+                    f"  {v['ref']:<24} {v['weight']:>5g}%  {v['status']:<13} {v['replicas']:<12} "
+                    f"{v['requests']} requests, {v['errors']} errors, p95 <= {p95}"
+                )
+        if not report["models"]:
+            lines.append("  nothing deployed")
+        return "\n".join(lines)
+
+    def summary_markdown(self, outcome: Outcome) -> str:
+        """The job summary: what happened, step by step (names escaped: they come from the registry)."""
+        from llmci.report.markdown import inline
+
+        icon = {"deployed": "🚀", "noop": "✅", "rolled-back": "↩️", "shadowing": "👥"}[outcome.action]
+        lines = [
+            f"### {icon} llmci deploy: {inline(outcome.ref)} → {inline(self.env)} ({outcome.action})",
+            "",
+            f"Serving at {inline(outcome.url)}",
+            "",
+            "| # | Step | Serving | Detail |",
+            "| ---: | --- | --- | --- |",
+        ]
+        for event in outcome.events:
+            weights = ", ".join(f"{ref} {w:g}%" for ref, w in event.weights.items() if w > 0) or "–"
+            lines.append(f"| {event.seq} | {event.action} | {inline(weights)} | {inline(event.message)} |")
+        return "\n".join(lines) + "\n"
+
+    # -- state edits ----------------------------------------------------------------------
+
+    def _with_version(self, state: EnvState, manifest: Manifest) -> EnvState:
+        apps = dict(state.apps)
+        router = router_app(self.env)
+        apps.setdefault(router, self.router_config())
+        app = version_app(self.env, manifest.name, manifest.version)
+        apps[app] = self.model_config(manifest)
+        routes = state.router.models.get(manifest.name, ModelRoutes())
+        versions = dict(routes.versions)
+        versions.setdefault(manifest.version, VersionRoute(app=app, weight=0))
+        models = {**state.router.models, manifest.name: routes.model_copy(update={"versions": versions})}
+        return state.model_copy(update={"apps": apps, "router": state.router.model_copy(update={"models": models})})
+
+    def _weighted(self, state: EnvState, name: str, weights: dict[int, float]) -> EnvState:
+        routes = state.router.models[name]
+        versions = {v: r.model_copy(update={"weight": weights.get(v, 0.0)}) for v, r in routes.versions.items()}
+        models = {**state.router.models, name: routes.model_copy(update={"versions": versions})}
+        return state.model_copy(update={"router": state.router.model_copy(update={"models": models})})
+
+    def _retired(self, state: EnvState, name: str) -> EnvState:
+        """Only the versions with weight stay, in the router and as applications; no shadow is left."""
+        routes = state.router.models[name]
+        keep = {v: r for v, r in routes.versions.items() if r.weight > 0}
+        gone = {r.app for v, r in routes.versions.items() if v not in keep}
+        models = {**state.router.models, name: routes.model_copy(update={"versions": keep, "shadow": None})}
+        apps = {app: config for app, config in state.apps.items() if app not in gone}
+        return state.model_copy(update={"apps": apps, "router": state.router.model_copy(update={"models": models})})
+
+    def _undo(self, before: EnvState, current: EnvState, name: str, version: int, previous: int | None, why: str):
+        """Weights back first (the new app still up, so nothing in flight fails), then the new app goes."""
+        self.say(f"{self.env}: rolling back: {why}")
+        started = time.monotonic()
+        if current.router != before.router:
+            self.apply(before.model_copy(update={"apps": current.apps}), wait_for=sorted(before.apps))
+        try:
+            digest = self.apply(before, wait_for=sorted(before.apps))
+        except AppFailed:  # the failed app is being removed anyway; the old ones must run
+            digest = None
+        self.ledger.record(before)
+        self._event("rollback", name, version, previous, before, why, digest=digest)
+        self.say(f"{self.env}: rolled back in {time.monotonic() - started:.1f} s; {self._serving_text(name)}")
+
+    def _failed(self, manifest: Manifest, why: str, outcome: Outcome) -> RolledBackError:
+        outcome.action = "rolled-back"
+        self._event("failed", manifest.name, manifest.version, None, self.ledger.state()[0], why)
+        return RolledBackError(f"{self.env}: {manifest.ref} {why}; the environment was rolled back")
+
+    def _healthy(self, state: EnvState) -> bool:
+        try:
+            apps = self.api.applications()
+        except Exception:
+            return False
+        return _running(apps, sorted(state.apps)) and _router_has(
+            apps, router_app(self.env), state.router.model_dump(mode="json"), state
+        )
+
+    def _serving_text(self, name: str, routes: ModelRoutes | None = None) -> str:
+        routes = routes if routes is not None else self.ledger.state()[0].router.models.get(name, ModelRoutes())
+        live = [f"{name}@{v} {r.weight:g}%" for v, r in sorted(routes.versions.items()) if r.weight > 0]
+        return ", ".join(live) or "nothing (first deploy)"
+
+    def _event(
+        self,
+        action: str,
+        name: str | None,
+        version: int | None,
+        previous: int | None,
+        state: EnvState,
+        message: str,
+        *,
+        digest: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Event:
+        routes = state.router.models.get(name or "", ModelRoutes())
+        weights = {f"{name}@{v}": r.weight for v, r in sorted(routes.versions.items())}
+        return self.ledger.append(
+            action,  # type: ignore[arg-type]
+            model=name,
+            version=version,
+            previous=previous,
+            weights=weights,
+            serve_config_digest=digest,
+            message=message,
+            details=details or {},
+            **self.context,
+        )
+
+
+def _with_shadow(router: RouterConfig, name: str, version: int | None) -> RouterConfig:
+    models = {**router.models, name: router.models[name].model_copy(update={"shadow": version})}
+    return router.model_copy(update={"models": models})
+
+
+def _shares(serving: dict[int, float], new: int, weight: float) -> dict[int, float]:
+    """`weight`% to the new version; the rest split among the serving ones as they were split."""
+    others = {v: w for v, w in serving.items() if v != new}
+    total = sum(others.values())
+    shares = {v: (100.0 - weight) * w / total for v, w in others.items()} if total else {}
+    return {**shares, new: weight}
+
+
+def _with_user_config(app: dict[str, Any], deployment: str, user_config: dict[str, Any]) -> dict[str, Any]:
+    deployments = [
+        {**d, "user_config": user_config} if d.get("name") == deployment else d for d in app.get("deployments", [])
+    ]
+    return {**app, "deployments": deployments}
+
+
+def _ours(app: str, env: str) -> bool:
+    """The environment's router and version applications (and no other environment's)."""
+    return app == router_app(env) or app.startswith(f"{router_app(env)}--")
+
+
+def _running(apps: dict[str, Any], names: list[str]) -> bool:
+    for name in names:
+        app = apps.get(name)
+        if not app or app.get("status") != "RUNNING":
+            return False
+        for deployment in (app.get("deployments") or {}).values():
+            replicas = deployment.get("replicas") or []
+            if deployment.get("status") != "HEALTHY" or any(r.get("state") != "RUNNING" for r in replicas):
+                return False
+    return True
+
+
+def _router_has(apps: dict[str, Any], router: str, expected: dict[str, Any], state: EnvState) -> bool:
+    """The router runs our weights (when it is one of ours at all)."""
+    if router not in state.apps:
+        return True
+    deployments = (apps.get(router) or {}).get("deployments") or {}
+    live = ((deployments.get("router") or {}).get("deployment_config") or {}).get("user_config")
+    return RouterConfig.model_validate(live or {}) == RouterConfig.model_validate(expected)
+
+
+def _digest(config: dict[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def _write_config(path: Path, config: dict[str, Any]) -> None:
+    import yaml
+
+    header = (
+        "# The Ray Serve config `llmci deploy` applies (the same `applications:` that `serve deploy`\n"
+        "# and a KubeRay RayService's serveConfigV2 take). Written by llmci; do not edit.\n"
+    )
+    atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))

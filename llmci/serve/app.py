@@ -1,0 +1,219 @@
+"""The Ray Serve deployments, and the builders a Serve config's `import_path` names.
+
+An environment is one router application (`build_router`: the HTTP ingress
+and a counters deployment) plus one application per model version
+(`build_model`). Adding or removing a version adds or removes its own
+application and leaves the others' replicas alone; weights move through the
+router's `user_config`, which Serve applies in place (`reconfigure`).
+"""
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from llmci.serve.protocol import Answer, GenerationRequest, RequestError, answer_body, error_body, models_body, parse
+from llmci.serve.routing import Counts, RouterConfig, choose, counts_key
+
+#: How often a router replica sends its counters to the stats deployment.
+FLUSH_S = 0.2
+#: The header naming the version that answered.
+VERSION_HEADER = "x-llmci-model-version"
+
+
+class ModelArgs(BaseModel):
+    """What a model application is built from (the Serve config's `args`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str
+    endpoint_url: str | None = None
+    ref: str
+    digest: str
+    cache_dir: str
+    threads: int = 1
+    #: Part of the application's code version: a new llmci restarts the replicas with its code.
+    llmci_version: str
+
+
+class RouterArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    env: str
+    llmci_version: str
+
+
+@serve.deployment(name="model", max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
+class ModelServer:
+    """One registry version: pulled and verified, loaded once, answering batches."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        from pathlib import Path
+
+        from llmci.registry import Registry, pull_cached
+        from llmci.registry.store import open_store
+        from llmci.serve.generator import Generator
+
+        settings = ModelArgs.model_validate(args)
+        registry = Registry(open_store(settings.registry, endpoint_url=settings.endpoint_url), progress=False)
+        manifest, folder = pull_cached(registry, settings.ref, Path(settings.cache_dir), Path(settings.cache_dir))
+        if manifest.digest != settings.digest:  # the registry changed under us: never serve other bytes
+            raise RuntimeError(f"{settings.ref} has digest {manifest.digest}, the deploy expected {settings.digest}")
+        self.version = manifest.ref
+        self.generator = Generator(folder, threads=settings.threads)
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self.answer_batch.set_max_batch_size(int(config.get("max_batch_size", 8)))
+        self.answer_batch.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.01)))
+
+    async def answer(self, path: str, body: Any) -> Answer:
+        """The answer to one OpenAI request (the router calls this)."""
+        try:
+            request = parse(path, body)
+            prompt = self.generator.prompt(request)
+        except RequestError as exc:
+            return Answer(exc.status, exc.body(), self.version)
+        result = await self.answer_batch((request, prompt))
+        if isinstance(result, RequestError):
+            return Answer(result.status, result.body(), self.version)
+        return Answer(200, answer_body(request, result, self.version), self.version)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def answer_batch(self, items: list[tuple[Any, str]]) -> list[Any]:
+        requests, prompts = [item[0] for item in items], [item[1] for item in items]
+        return await asyncio.to_thread(self.generator.generate, requests, prompts)
+
+    async def check_health(self) -> None:
+        """Healthy means it still generates: one token from a one-word prompt."""
+        probe = GenerationRequest(kind="completion", model=self.version, prompt="ok", max_tokens=1)
+        (result,) = await asyncio.to_thread(self.generator.generate, [probe], ["ok"])
+        if isinstance(result, RequestError):
+            raise RuntimeError(f"{self.version} cannot generate: {result.message}")
+
+
+@serve.deployment(name="stats", num_replicas=1, ray_actor_options={"num_cpus": 0})
+class Stats:
+    """The environment's traffic counters, summed over every router replica."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counts] = {}
+        self.started = time.time()
+
+    def merge(self, deltas: dict[str, dict[str, Any]]) -> None:
+        for key, delta in deltas.items():
+            self.counts.setdefault(key, Counts()).merge(Counts.from_json(delta))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"at": time.time(), "started": self.started, "counts": {k: c.to_json() for k, c in self.counts.items()}}
+
+
+@serve.deployment(name="router", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.1})
+class Router:
+    """The environment's HTTP ingress: the OpenAI API, routed to versions by weight, pin or user."""
+
+    def __init__(self, stats: Any, env: str) -> None:
+        self.stats = stats
+        self.env = env
+        self.config = RouterConfig()
+        self.handles: dict[str, Any] = {}
+        self.pending: dict[str, Counts] = {}
+        self.rng = random.Random()
+        self.flusher: asyncio.Task | None = None
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        parsed = RouterConfig.model_validate(config)
+        apps = {route.app for routes in parsed.models.values() for route in routes.versions.values()}
+        handles = {app: self.handles.get(app) or serve.get_deployment_handle("model", app_name=app) for app in apps}
+        self.config, self.handles = parsed, handles  # one assignment each: requests in flight see old or new
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        if self.flusher is None:
+            self.flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+        path = _relative_path(request)
+        if request.method == "GET" and path == "/-/healthz":
+            return JSONResponse({"status": "ok", "env": self.env})
+        if request.method == "GET" and path == "/-/llmci/stats":
+            return JSONResponse(await self.stats.snapshot.remote())
+        if request.method == "GET" and path == "/v1/models":
+            names = [f"{m}@{v}" for m, r in sorted(self.config.models.items()) for v in sorted(r.versions)]
+            return JSONResponse(models_body(sorted(self.config.models) + names))
+        if request.method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
+            return JSONResponse(error_body(f"no such endpoint: {request.method} {path}", code="not_found"), 404)
+        started = time.perf_counter()
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(error_body("the request body is not JSON"), 400)
+        config = self.config
+        try:
+            requested = body.get("model") if isinstance(body, dict) else None
+            if not isinstance(requested, str) or not requested:
+                raise RequestError(400, "'model' is required: the model's name, or NAME@VERSION for one version")
+            sticky = request.headers.get(config.sticky_header) if config.sticky_header else None
+            choice = choose(config, requested, sticky or (body.get("user") or None), self.rng)
+        except RequestError as exc:
+            return JSONResponse(exc.body(), exc.status)
+        shadow = config.models[choice.model].shadow
+        if shadow is not None and shadow != choice.version and shadow in config.models[choice.model].versions:
+            app = config.models[choice.model].versions[shadow].app
+            asyncio.get_running_loop().create_task(self._shadow(choice.model, shadow, app, path, body))
+        answer = await self._ask(choice.app, path, body)
+        kind = "pinned" if choice.pinned else "live"
+        self._count(counts_key(choice.model, choice.version, kind), answer, started)
+        headers = {VERSION_HEADER: answer.version or f"{choice.model}@{choice.version}"}
+        return JSONResponse(answer.body, answer.status, headers=headers)
+
+    async def _ask(self, app: str, path: str, body: Any) -> Answer:
+        try:
+            return await self.handles[app].answer.remote(path, body)
+        except Exception as exc:  # the replica died or raised: the client gets a 500, the counters an error
+            from llmci.errors import first_line
+
+            return Answer(500, error_body(f"the model failed: {first_line(exc)}", "server_error"))
+
+    async def _shadow(self, model: str, version: int, app: str, path: str, body: Any) -> None:
+        started = time.perf_counter()
+        answer = await self._ask(app, path, body)
+        self._count(counts_key(model, version, "shadow"), answer, started)
+
+    def _count(self, key: str, answer: Answer, started: float) -> None:
+        usage = (answer.body.get("usage") or {}) if isinstance(answer.body, dict) else {}
+        self.pending.setdefault(key, Counts()).add(
+            answer.status,
+            (time.perf_counter() - started) * 1000,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+        )
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            if self.pending:
+                pending, self.pending = self.pending, {}
+                try:
+                    await self.stats.merge.remote({key: counts.to_json() for key, counts in pending.items()})
+                except Exception:  # counters are best effort: never let them take the router down
+                    for key, counts in pending.items():
+                        self.pending.setdefault(key, Counts()).merge(counts)
+
+
+def _relative_path(request: Request) -> str:
+    """The path below the application's route prefix (Serve puts the prefix in root_path)."""
+    path, root = request.scope.get("path", "/"), request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return "/" + path.lstrip("/")
+
+
+def build_model(args: dict[str, Any]):
+    return ModelServer.bind(ModelArgs.model_validate(args).model_dump())
+
+
+def build_router(args: dict[str, Any]):
+    settings = RouterArgs.model_validate(args)
+    return Router.bind(Stats.bind(), settings.env)
