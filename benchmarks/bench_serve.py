@@ -19,6 +19,7 @@ d. Seconds from the gate's breach (its ledger entry) to the last answer from the
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import shutil
@@ -32,7 +33,6 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart"
@@ -80,7 +80,7 @@ def project(tmp: Path) -> tuple[Path, int]:
         },
     }
     config = {"registry": {"uri": "file://.llmci/registry"}, "deploy": {"environments": environments}}
-    (root / "llmci.yaml").write_text(yaml.safe_dump(config))
+    (root / "llmci.yaml").write_text(json.dumps(config, indent=2))  # JSON is YAML (and has no anchors)
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     model = module.main(tmp / "base-model")
     from llmci.config import load_config
@@ -98,27 +98,32 @@ def project(tmp: Path) -> tuple[Path, int]:
 
 
 def throughput(url: str, seconds: float) -> float:
-    """Requests/s that CLIENTS concurrent clients complete in `seconds` (each sends when its last is answered)."""
-    done, stop = [0] * CLIENTS, threading.Event()
+    """Requests/s that CLIENTS concurrent clients complete in `seconds` (each sends when its last is answered).
 
-    def client(index: int) -> None:
-        with httpx.Client(timeout=60) as http:
-            while not stop.is_set():
-                response = http.post(f"{url}/completions", json=BODY)
-                response.raise_for_status()
-                done[index] += 1
+    The clients are coroutines on one event loop: a load generator must not eat the CPU it measures.
+    """
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    time.sleep(2.0)  # warm up: connections open, batches forming
-    before, started = sum(done), time.perf_counter()
-    time.sleep(seconds)
-    rate = (sum(done) - before) / (time.perf_counter() - started)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    return rate
+    async def run() -> float:
+        done = [0]
+        stop = asyncio.Event()
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CLIENTS)) as http:
+
+            async def client() -> None:
+                while not stop.is_set():
+                    response = await http.post(f"{url}/completions", json=BODY)
+                    response.raise_for_status()
+                    done[0] += 1
+
+            tasks = [asyncio.create_task(client()) for _ in range(CLIENTS)]
+            await asyncio.sleep(2.0)  # warm up: connections open, batches forming
+            before, started = done[0], time.perf_counter()
+            await asyncio.sleep(seconds)
+            rate = (done[0] - before) / (time.perf_counter() - started)
+            stop.set()
+            await asyncio.gather(*tasks)
+        return rate
+
+    return asyncio.run(run())
 
 
 def in_process(model: Path, seconds: float) -> float:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from llmci import gha
 from llmci.config import LoadedConfig
+from llmci.deploy import local_head
 from llmci.deploy.rollout import Deployer, Outcome, environment
 from llmci.deploy.serve_api import ServeAPI
 from llmci.registry import Registry
@@ -40,8 +41,13 @@ def open_deployer(
         serve_url = settings.serve_url or f"http://{host}:8000"
         embedded = False
     else:
-        from llmci.deploy import local_head
+        if gha.in_actions() and os.environ.get("LLMCI_LOCAL_HEAD") != "true":
+            from llmci.errors import UsageError
 
+            raise UsageError(
+                f"{env}: no Ray cluster to deploy to (no --address, no deploy.environments.{env}.address)",
+                hint="a head on the runner is gone when the job ends; set LLMCI_LOCAL_HEAD=true for a throwaway one",
+            )
         head = local_head.ensure(loaded.root, http_port=settings.http_port) if start_local else None
         if head is None:
             head = local_head.running(loaded.root)
@@ -55,4 +61,6 @@ def open_deployer(
         serve_url = settings.serve_url or f"http://127.0.0.1:{head.http_port}"
         embedded = True
     api = ServeAPI(address, token)
-    return Deployer(loaded, env, registry, api, serve_url, actor=actor, say=say, embedded=embedded)
+    # On the local head every environment's deploy runs on this machine: a file lock serializes their PUTs.
+    lock = local_head.folder(loaded.root) / "cluster.lock" if embedded else None
+    return Deployer(loaded, env, registry, api, serve_url, actor=actor, say=say, embedded=embedded, lock_path=lock)

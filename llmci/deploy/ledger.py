@@ -15,6 +15,7 @@ one is refused (exit 5) until the first ends or its lease expires.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -74,6 +75,7 @@ class Ledger:
         self.store = store
         self.env = env
         self.prefix = f"_deploy/{env}"
+        self._holder: str | None = None
 
     # -- state -----------------------------------------------------------------------------
 
@@ -97,13 +99,16 @@ class Ledger:
             ) from None
 
     def record(self, state: EnvState) -> None:
-        """Save what a deploy applied, keeping the lease the stored state holds."""
+        """Save what a deploy applied, keeping its lease; refused when the lease is no longer ours."""
         current, etag = self.state()
+        if self._holder is not None and (current.lease is None or current.lease.holder != self._holder):
+            raise ConflictError(f"the deploy lease of {self.env} was taken over", hint="another deploy runs; re-run")
         self.save(state.model_copy(update={"lease": current.lease}), etag)
 
     @contextmanager
     def lease(self, holder: str, ttl_s: float = 3600) -> Iterator[None]:
-        """Hold the environment for one deploy; states saved meanwhile keep the lease (`save` copies it)."""
+        """Hold the environment for one deploy; states saved meanwhile keep the lease (`record` copies it)."""
+        holder = f"{holder} [{uuid.uuid4().hex[:12]}]"  # unique: two runs of one deploy never free each other's
         state, etag = self.state()
         moment = datetime.now(timezone.utc)
         if state.lease is not None and datetime.fromisoformat(state.lease.expires) > moment:
@@ -113,9 +118,11 @@ class Ledger:
             )
         lease = Lease(holder=holder, since=now(), expires=(moment + timedelta(seconds=ttl_s)).isoformat())
         self.save(state.model_copy(update={"lease": lease}), etag)
+        self._holder = holder
         try:
             yield
         finally:
+            self._holder = None
             state, etag = self.state()
             if state.lease is not None and state.lease.holder == holder:
                 self.save(state.model_copy(update={"lease": None}), etag)

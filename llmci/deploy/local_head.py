@@ -72,6 +72,11 @@ def stop(root: Path) -> bool:
         info = json.loads((place / "head.json").read_text())
     except (OSError, ValueError):
         return False
+    if Path("/proc").is_dir() and not _is_our_head(
+        info["pid"]
+    ):  # the head is gone and its pid may belong to someone else now
+        (place / "head.json").unlink(missing_ok=True)
+        return False
     with contextlib.suppress(ProcessLookupError):  # `ray start --block` stops the head's processes on SIGTERM
         os.killpg(info["pid"], signal.SIGTERM)
     deadline = time.monotonic() + 60
@@ -146,6 +151,14 @@ def _answers(dashboard: str, token: str) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+def _is_our_head(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"start" in command and b"--head" in command and b"--block" in command
 
 
 def _alive(pid: int) -> bool:

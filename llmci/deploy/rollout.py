@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,15 +32,18 @@ from llmci import __version__
 from llmci.config import EnvironmentConfig, LoadedConfig
 from llmci.deploy.ledger import EnvState, Event, Ledger
 from llmci.deploy.serve_api import AppFailed, ServeAPI
-from llmci.errors import ConfigError, NotApprovedError, RolledBackError, UsageError
+from llmci.errors import ClusterError, ConfigError, NotApprovedError, RolledBackError, UsageError, first_line
 from llmci.fsutil import atomic_write_text, cache_dir
 from llmci.registry import Manifest, Registry
 from llmci.registry.manifest import lineage_from_environment
+from llmci.registry.registry import sigterm_raises
 from llmci.serve.routing import Counts, ModelRoutes, RouterConfig, VersionRoute, counts_key
 
 ROUTER_IMPORT = "llmci.serve.app:build_router"
 MODEL_IMPORT = "llmci.serve.app:build_model"
 POLL_S = 0.5
+#: Seconds the router's counters may stay unreadable before a step counts as breached.
+UNREADABLE_S = 10.0
 
 
 @dataclass
@@ -111,6 +115,7 @@ class Deployer:
         actor: str,
         say: Callable[[str], None],
         embedded: bool,
+        lock_path: Path | None = None,
     ) -> None:
         self.loaded = loaded
         self.env = env
@@ -122,9 +127,25 @@ class Deployer:
         self.say = say
         self.embedded = embedded
         self.ledger = Ledger(registry.store, env)
+        self.lock_path = lock_path
+        #: The state last sent to the cluster (it may run it): what a rollback undoes.
+        self.sent = EnvState(env=env)
         self.route_prefix = self.settings.route_prefix or f"/{env}"
         lineage = lineage_from_environment(loaded.root)
         self.context = {"actor": actor, "workflow_run_url": lineage.workflow_run_url, "commit": lineage.git_commit}
+
+    @contextmanager
+    def _cluster_lock(self) -> Iterator[None]:
+        """Serialize GET-then-PUT of the cluster's config with other environments' deploys on this machine."""
+        if self.lock_path is None:
+            yield
+            return
+        import fcntl
+
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            yield
 
     @property
     def url(self) -> str:
@@ -209,9 +230,11 @@ class Deployer:
         """Send `state` to the cluster and wait until it runs it: its applications RUNNING with our
         router weights, and the environment's applications it no longer has gone (drained). The
         config's digest."""
-        applied = self.api.applied_configs()
-        config = self.serve_config(state, applied)
-        self.api.apply(config)
+        self.sent = state  # from here on the cluster may run it: a rollback must undo it
+        with self._cluster_lock():  # read-modify-write of the whole cluster's config
+            applied = self.api.applied_configs()
+            config = self.serve_config(state, applied)
+            self.api.apply(config)
         names = wait_for if wait_for is not None else sorted(state.apps)
         removed = [name for name in applied if _ours(name, self.env) and name not in state.apps]
         expected = state.router.model_dump(mode="json")
@@ -239,11 +262,13 @@ class Deployer:
         require_approved(self.registry, manifest)
         name, version = manifest.name, manifest.version
         outcome = Outcome(self.env, manifest.ref, "deployed", self.url)
-        with self.ledger.lease(f"{self.actor} deploying {manifest.ref}"):
+        s = self.settings
+        ttl = 2 * s.start_timeout_s + len(canary) * (step_seconds + s.start_timeout_s) + 600
+        with self.ledger.lease(f"{self.actor} deploying {manifest.ref}", ttl), sigterm_raises():
             before, _ = self.ledger.state()
             routes = before.router.models.get(name, ModelRoutes())
             serving = {v: r.weight for v, r in routes.versions.items() if r.weight > 0}
-            previous = max(serving, key=lambda v: serving[v]) if serving else None
+            previous = max((v for v in serving if v != version), key=lambda v: serving[v], default=None)
             if serving == {version: 100.0} and self._healthy(before):
                 outcome.action = "noop"
                 outcome.events.append(self._event("noop", name, version, previous, before, "already serving 100%"))
@@ -257,74 +282,97 @@ class Deployer:
                 )
                 _write_config(serve_config_out, self.serve_config(final, self.api.applied_configs()))
                 self.say(f"{self.env}: the Serve config it ends with: {serve_config_out}")
-
-            # 1. The new version's own application, no traffic yet.
-            state = self._with_version(before, manifest)
-            started = time.monotonic()
-            self.say(f"{self.env}: starting {manifest.ref} beside {self._serving_text(name, routes)}")
+            self.sent = before
             try:
-                digest = self.apply(state)
-            except AppFailed as exc:
-                self._undo(before, state, name, version, previous, f"{manifest.ref} did not start: {exc.message}")
-                raise self._failed(manifest, f"did not start: {exc.message}", outcome) from None
+                self._roll_out(
+                    manifest, before, routes, serving, previous, outcome, canary, step_seconds, smoke, shadow
+                )
+            except BaseException as exc:  # whatever stopped it (a check, the cluster, Ctrl-C, SIGTERM): undo it
+                why = _reason(exc)
+                self._undo(before, name, version, previous, why)
+                self._failed(manifest, why, outcome)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                raise RolledBackError(f"{self.env}: {manifest.ref} {why}; the environment was rolled back") from None
+        return outcome
+
+    def _roll_out(
+        self,
+        manifest: Manifest,
+        before: EnvState,
+        routes: ModelRoutes,
+        serving: dict[int, float],
+        previous: int | None,
+        outcome: Outcome,
+        canary: list[float],
+        step_seconds: float,
+        smoke: bool,
+        shadow: bool,
+    ) -> None:
+        name, version = manifest.name, manifest.version
+        # 1. The new version's own application, no traffic yet.
+        state = self._with_version(before, manifest)
+        started = time.monotonic()
+        self.say(f"{self.env}: starting {manifest.ref} beside {self._serving_text(name, routes)}")
+        try:
+            digest = self.apply(state)
+        except AppFailed as exc:
+            raise _Failed(f"did not start: {exc.message}") from None
+        self.ledger.record(state)
+        outcome.events.append(
+            self._event("deploy", name, version, previous, state, f"{manifest.ref} is up", digest=digest)
+        )
+        self.say(f"{self.env}: {manifest.ref} is RUNNING ({time.monotonic() - started:.1f} s)")
+
+        # 2. The smoke eval, pinned to the new version.
+        if smoke and self.settings.smoke is not None:
+            passed, summary = self.smoke(manifest)
+            outcome.events.append(self._event("smoke", name, version, previous, state, summary))
+            self.say(f"{self.env}: smoke eval of {manifest.ref}: {summary}")
+            if not passed:
+                raise _Failed(f"failed its smoke eval: {summary}")
+
+        # Shadow: the new version gets a copy of every request, its answers only counted; no traffic moves.
+        if shadow:
+            state = state.model_copy(update={"router": _with_shadow(state.router, name, version)})
+            digest = self.apply(state)
+            self.ledger.record(state)
+            outcome.action = "shadowing"
+            outcome.events.append(
+                self._event("shadow", name, version, previous, state, f"{manifest.ref} mirrors", digest=digest)
+            )
+            self.say(f"{self.env}: {manifest.ref} gets a copy of every request to {name}; clients see no change")
+            return
+
+        # 3. Canary steps, each watched by the gates; a version never gets less than it already serves.
+        steps = [w for w in canary if w > serving.get(version, 0.0)] if previous is not None else [100.0]
+        for weight in steps or [100.0]:
+            state = self._weighted(state, name, _shares(serving, version, weight))
+            digest = self.apply(state)
             self.ledger.record(state)
             outcome.events.append(
-                self._event("deploy", name, version, previous, state, f"{manifest.ref} is up", digest=digest)
+                self._event("step", name, version, previous, state, f"{weight:g}% to {manifest.ref}", digest=digest)
             )
-            self.say(f"{self.env}: {manifest.ref} is RUNNING ({time.monotonic() - started:.1f} s)")
+            gate = self.watch(name, version, step_seconds)
+            outcome.events.append(
+                self._event("gate", name, version, previous, state, gate.line(), details=gate.__dict__)
+            )
+            self.say(f"{self.env}: {weight:g}% on {manifest.ref}: {gate.line()}")
+            if not gate.passed:
+                raise _Failed(f"breached a gate at {weight:g}%: {gate.reason}")
 
-            # 2. The smoke eval, pinned to the new version.
-            if smoke and self.settings.smoke is not None:
-                passed, summary = self.smoke(manifest)
-                outcome.events.append(self._event("smoke", name, version, previous, state, summary))
-                self.say(f"{self.env}: smoke eval of {manifest.ref}: {summary}")
-                if not passed:
-                    self._undo(before, state, name, version, previous, f"smoke eval failed: {summary}")
-                    raise self._failed(manifest, f"failed its smoke eval: {summary}", outcome)
-
-            # Shadow: the new version gets a copy of every request, its answers only counted; no traffic moves.
-            if shadow:
-                state = state.model_copy(update={"router": _with_shadow(state.router, name, version)})
-                digest = self.apply(state)
-                self.ledger.record(state)
-                outcome.action = "shadowing"
-                outcome.events.append(
-                    self._event("shadow", name, version, previous, state, f"{manifest.ref} mirrors", digest=digest)
-                )
-                self.say(f"{self.env}: {manifest.ref} gets a copy of every request to {name}; clients see no change")
-                return outcome
-
-            # 3. Canary steps, each watched by the gates.
-            for weight in canary if previous is not None else [100.0]:
-                state = self._weighted(state, name, _shares(serving, version, weight))
-                digest = self.apply(state)
-                self.ledger.record(state)
-                outcome.events.append(
-                    self._event("step", name, version, previous, state, f"{weight:g}% to {manifest.ref}", digest=digest)
-                )
-                gate = self.watch(name, version, step_seconds)
-                outcome.events.append(
-                    self._event("gate", name, version, previous, state, gate.line(), details=gate.__dict__)
-                )
-                self.say(f"{self.env}: {weight:g}% on {manifest.ref}: {gate.line()}")
-                if not gate.passed:
-                    self._undo(before, state, name, version, previous, f"gate breached at {weight:g}%: {gate.reason}")
-                    raise self._failed(manifest, f"breached a gate at {weight:g}%: {gate.reason}", outcome)
-
-            # 4. The old versions leave the router, then their applications go.
-            final = self._retired(state, name)
-            if final.apps != state.apps or final.router != state.router:
-                unrouted = final.model_copy(update={"apps": state.apps})
-                self.apply(unrouted)
-                digest = self.apply(final)
-                retired = sorted(set(routes.versions) - {version})
-                outcome.events.append(
-                    self._event("retire", name, version, previous, final, f"retired {retired}", digest=digest)
-                )
-            self.ledger.record(final)
-            outcome.events.append(self._event("deployed", name, version, previous, final, f"{manifest.ref} serves"))
-            self.say(f"{self.env}: {manifest.ref} serves 100% at {self.url}")
-        return outcome
+        # 4. The old versions leave the router, then their applications go.
+        final = self._retired(state, name)
+        if final.apps != state.apps or final.router != state.router:
+            self.apply(final.model_copy(update={"apps": state.apps}))
+            digest = self.apply(final)
+            retired = sorted(set(routes.versions) - {version})
+            outcome.events.append(
+                self._event("retire", name, version, previous, final, f"retired {retired}", digest=digest)
+            )
+        self.ledger.record(final)
+        outcome.events.append(self._event("deployed", name, version, previous, final, f"{manifest.ref} serves"))
+        self.say(f"{self.env}: {manifest.ref} serves 100% at {self.url}")
 
     def smoke(self, manifest: Manifest) -> tuple[bool, str]:
         """The smoke suite against the new version, pinned through the router; (passed, one line)."""
@@ -350,16 +398,25 @@ class Deployer:
         return True, text
 
     def watch(self, name: str, version: int, seconds: float) -> GateResult:
-        """The new version's live traffic over `seconds`, against the gates; stops at the first breach."""
+        """The new version's live traffic over `seconds`, against the gates; stops at the first breach.
+
+        Counters that cannot be read are a breach, not a pass: a gate that sees nothing judges nothing.
+        """
         gates = self.settings.gates
         key = counts_key(name, version, "live")
-        base = self.counts().get(key, Counts())
-        started = time.monotonic()
+        started = last_read = time.monotonic()
+        base = self.counts()
         window = Counts()
         while True:
-            time.sleep(POLL_S)
-            window = self.counts().get(key, Counts()).minus(base)
             elapsed = time.monotonic() - started
+            now = self.counts()
+            if now is not None:
+                last_read = time.monotonic()
+                if base is None:
+                    base = now
+                window = now.get(key, Counts()).minus(base.get(key, Counts()))
+            elif time.monotonic() - last_read > UNREADABLE_S:
+                return GateResult(False, f"the router's counters cannot be read at {self._stats_url}", seconds=elapsed)
             p95 = window.quantile_ms(0.95)
             result = GateResult(True, "", window.requests, window.errors, p95, elapsed)
             if window.requests >= gates.min_requests:
@@ -376,33 +433,52 @@ class Deployer:
                 else:
                     result.reason = "within the gates"
                 return result
+            time.sleep(POLL_S)
 
-    def counts(self) -> dict[str, Counts]:
-        """The router's counters (summed over its replicas), by `NAME@VERSION/kind`."""
+    @property
+    def _stats_url(self) -> str:
+        return f"{self.serve_url}{self.route_prefix}/-/llmci/stats"
+
+    def counts(self) -> dict[str, Counts] | None:
+        """The router's counters (summed over its replicas), by `NAME@VERSION/kind`; None when unreadable."""
         import httpx
 
         try:
-            response = httpx.get(f"{self.serve_url}{self.route_prefix}/-/llmci/stats", timeout=10)
+            response = httpx.get(self._stats_url, timeout=10)
             response.raise_for_status()
             data = response.json()
-        except (httpx.HTTPError, ValueError):
-            return {}  # a missed poll is not a breach: the next one sees the totals
-        return {key: Counts.from_json(value) for key, value in data.get("counts", {}).items()}
+            return {key: Counts.from_json(value) for key, value in data.get("counts", {}).items()}
+        except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+            return None
 
     def rollback(self, name: str | None) -> Outcome:
-        """Back to the version that served before the last completed deploy of `name`."""
-        events = self.ledger.events()
-        done = [e for e in events if e.action == "deployed" and (name is None or e.model == name)]
-        if not done or done[-1].previous is None:
-            raise ConfigError(f"{self.env}: no earlier version to roll back to", hint="llmci deploy history")
-        last = done[-1]
-        manifest = self.registry.resolve(f"{last.model}@{last.previous}")
-        # Straight to 100%, no smoke eval: this version served here before, and speed matters now.
-        outcome = self.deploy(
-            manifest, canary=[100.0], step_seconds=self.settings.step_seconds, serve_config_out=None, smoke=False
-        )
+        """Back to the version that served before the last deploy of `name`, straight to 100%.
+
+        After a finished deploy that is the version it replaced; while a canary was left
+        half-way (the deploy was killed), the version that served before it began.
+        """
+        state, _ = self.ledger.state()
+        events = [e for e in self.ledger.events() if e.model and (name is None or e.model == name)]
+        if not events:
+            raise ConfigError(f"{self.env}: no deploy to roll back", hint=f"llmci deploy history --env {self.env}")
+        name = events[-1].model
+        routes = state.router.models.get(name or "", ModelRoutes())
+        serving = {v: r.weight for v, r in routes.versions.items() if r.weight > 0}
+        target = None
+        if len(serving) == 1:
+            (current,) = serving
+            done = [e for e in events if e.model == name and e.action == "deployed" and e.version == current]
+            target = done[-1].previous if done else None
+        else:
+            started = [e for e in events if e.model == name and e.action == "deploy"]
+            target = started[-1].previous if started else None
+        if target is None:
+            raise ConfigError(f"{self.env}: {name} has no earlier version to roll back to", hint="llmci deploy history")
+        manifest = self.registry.resolve(f"{name}@{target}")
+        # No smoke eval and no gate judging: this version served here before, and speed matters now.
+        outcome = self.deploy(manifest, canary=[100.0], step_seconds=0.0, serve_config_out=None, smoke=False)
         outcome.action = "rolled-back"
-        self._event("rollback", last.model, last.previous, last.version, self.ledger.state()[0], "on demand")
+        self._event("rollback", name, target, None, self.ledger.state()[0], "on demand")
         return outcome
 
     # -- reports --------------------------------------------------------------------------
@@ -436,7 +512,7 @@ class Deployer:
         """What the environment serves now: llmci's state, Serve's view of each application, the traffic."""
         state, _ = self.ledger.state()
         apps = self.api.applications()
-        counts = self.counts()
+        counts = self.counts() or {}
         models = {}
         for name, routes in state.router.models.items():
             versions = []
@@ -531,24 +607,31 @@ class Deployer:
         apps = {app: config for app, config in state.apps.items() if app not in gone}
         return state.model_copy(update={"apps": apps, "router": state.router.model_copy(update={"models": models})})
 
-    def _undo(self, before: EnvState, current: EnvState, name: str, version: int, previous: int | None, why: str):
+    def _undo(self, before: EnvState, name: str, version: int, previous: int | None, why: str) -> None:
         """Weights back first (the new app still up, so nothing in flight fails), then the new app goes."""
         self.say(f"{self.env}: rolling back: {why}")
-        started = time.monotonic()
-        if current.router != before.router:
-            self.apply(before.model_copy(update={"apps": current.apps}), wait_for=sorted(before.apps))
+        started, sent = time.monotonic(), self.sent
         try:
-            digest = self.apply(before, wait_for=sorted(before.apps))
-        except AppFailed:  # the failed app is being removed anyway; the old ones must run
-            digest = None
+            if sent.router != before.router:
+                self.apply(
+                    before.model_copy(update={"apps": {**sent.apps, **before.apps}}), wait_for=sorted(before.apps)
+                )
+            try:
+                digest = self.apply(before, wait_for=sorted(before.apps))
+            except AppFailed:  # the failed app is being removed anyway; the old ones must run
+                digest = None
+        except BaseException as exc:
+            raise ClusterError(
+                f"{self.env}: rolling back after '{why}' failed too: {_reason(exc)}",
+                hint=f"see llmci deploy status --env {self.env}; llmci deploy rollback --env {self.env}",
+            ) from None
         self.ledger.record(before)
         self._event("rollback", name, version, previous, before, why, digest=digest)
         self.say(f"{self.env}: rolled back in {time.monotonic() - started:.1f} s; {self._serving_text(name)}")
 
-    def _failed(self, manifest: Manifest, why: str, outcome: Outcome) -> RolledBackError:
+    def _failed(self, manifest: Manifest, why: str, outcome: Outcome) -> None:
         outcome.action = "rolled-back"
         self._event("failed", manifest.name, manifest.version, None, self.ledger.state()[0], why)
-        return RolledBackError(f"{self.env}: {manifest.ref} {why}; the environment was rolled back")
 
     def _healthy(self, state: EnvState) -> bool:
         try:
@@ -589,6 +672,20 @@ class Deployer:
             details=details or {},
             **self.context,
         )
+
+
+class _Failed(Exception):
+    """A check the new version did not pass; the message says which."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _Failed):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "was interrupted (Ctrl-C)"
+    if isinstance(exc, SystemExit):
+        return "was interrupted (SIGTERM)"
+    return f"failed: {first_line(exc)}"
 
 
 def _with_shadow(router: RouterConfig, name: str, version: int | None) -> RouterConfig:

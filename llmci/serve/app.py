@@ -128,7 +128,11 @@ class Router:
     def reconfigure(self, config: dict[str, Any]) -> None:
         parsed = RouterConfig.model_validate(config)
         apps = {route.app for routes in parsed.models.values() for route in routes.versions.values()}
-        handles = {app: self.handles.get(app) or serve.get_deployment_handle("model", app_name=app) for app in apps}
+        # Not checked for existence: a route can name an application Serve is still building.
+        handles = {
+            app: self.handles.get(app) or serve.get_deployment_handle("model", app_name=app, _check_exists=False)
+            for app in apps
+        }
         self.config, self.handles = parsed, handles  # one assignment each: requests in flight see old or new
 
     async def __call__(self, request: Request) -> JSONResponse:
@@ -155,7 +159,8 @@ class Router:
             if not isinstance(requested, str) or not requested:
                 raise RequestError(400, "'model' is required: the model's name, or NAME@VERSION for one version")
             sticky = request.headers.get(config.sticky_header) if config.sticky_header else None
-            choice = choose(config, requested, sticky or (body.get("user") or None), self.rng)
+            user = body.get("user")
+            choice = choose(config, requested, sticky or (user if isinstance(user, str) and user else None), self.rng)
         except RequestError as exc:
             return JSONResponse(exc.body(), exc.status)
         shadow = config.models[choice.model].shadow

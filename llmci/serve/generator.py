@@ -63,7 +63,8 @@ class Generator:
 
             try:
                 return self.template.render(**request.variables)
-            except jinja2.TemplateError as exc:
+            except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                # The client's vars do not fit the template (a number where a list goes): its fault, a 400.
                 raise RequestError(400, f"rendering the prompt template failed: {first_line(exc)}") from None
         return request.prompt or ""
 

@@ -65,7 +65,7 @@ def choose(config: RouterConfig, requested: str, sticky: str | None, rng: random
         known = ", ".join(sorted(config.models)) or "none"
         raise RequestError(404, f"model '{name}' is not served here (models: {known})", code="model_not_found")
     if pin:
-        version = int(pin) if pin.isdigit() else -1
+        version = int(pin) if pin.isascii() and pin.isdigit() else -1
         if version not in routes.versions:
             served = ", ".join(f"{name}@{v}" for v in sorted(routes.versions))
             raise RequestError(404, f"{requested} is not served here ({served})", code="model_not_found")

@@ -34,6 +34,8 @@ ENVIRONMENTS = {
     "smoked": {"smoke": {"suite": "routing", "max_cases": 6, "min_pass_rate": 0.5}},
     # GitHub deployments.
     "github": {"canary": [100], "step_seconds": 1},
+    # A deploy killed half-way through its canary.
+    "killed": {"canary": [50, 100], "step_seconds": 60},
     # A shadow version: copies of the traffic, answers unseen.
     "shadow": {"canary": [100], "step_seconds": 1},
 }

@@ -133,6 +133,7 @@ def test_github_deployments_get_their_statuses(project: Project, tmp_path) -> No
         github.tokens["ghs_deploy"] = Token(None)
         env = {
             "GITHUB_ACTIONS": "true",
+            "LLMCI_LOCAL_HEAD": "true",  # a head on the "runner", as for a test
             "GITHUB_TOKEN": "ghs_deploy",
             "GITHUB_REPOSITORY": "octo/widgets",
             "GITHUB_SHA": "b" * 40,
@@ -183,3 +184,38 @@ def test_a_shadow_gets_a_copy_of_every_request_and_clients_never_see_it(project:
     assert serving(project, "shadow") == {shadow: 100.0}
     state = json.loads(project.deploy("status", "--env", "shadow", "--json").stdout)
     assert [v["ref"] for v in state["models"]["ticket-router"]] == [shadow]
+
+
+def test_a_deploy_killed_mid_canary_puts_the_old_version_back_and_frees_the_environment(project: Project) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    old, new = project.publish(), project.publish()
+    assert project.deploy(old, "--env", "killed").code == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    with Load(project.url("killed")) as load:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmci", "deploy", new, "--env", "killed"],
+            cwd=project.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 240
+        while not any(
+            e["action"] == "step" and e["version"] == int(new.split("@")[1]) for e in events(project, "killed")
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(1)
+        proc.send_signal(signal.SIGTERM)  # a cancelled workflow run
+        out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 143, err
+    assert "rolling back: was interrupted (SIGTERM)" in err
+    assert load.statuses() == {200: len(load.answers)}
+    assert serving(project, "killed") == {old: 100.0}
+    status = json.loads(project.deploy("status", "--env", "killed", "--json").stdout)
+    assert status["deploy_in_progress"] is None  # the lease was released: the next deploy may run
+    assert project.deploy(old, "--env", "killed").code == 0
