@@ -160,7 +160,8 @@ class Deployer:
         router = router_app(self.env)
         if router in ours:
             ours[router] = _with_user_config(ours[router], "router", state.router.model_dump(mode="json"))
-        mine = {name for name in others if _ours(name, self.env)}
+        # Ours: what llmci applied (the state) and anything named as this environment's (a leftover).
+        mine = set(ours) | {name for name in others if _ours(name, self.env)}
         apps = [config for name, config in sorted(others.items()) if name not in mine] + [
             ours[name] for name in sorted(ours)
         ]
