@@ -127,3 +127,9 @@ def first_line(exc: BaseException) -> str:
     """An exception as one line for an error message: its first line, else its type's name."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def typed_first_line(exc: BaseException) -> str:
+    """`Type: first line` (for a case's error row, where the type says as much as the text)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -48,9 +48,11 @@ def open_deployer(
                 f"{env}: no Ray cluster to deploy to (no --address, no deploy.environments.{env}.address)",
                 hint="a head on the runner is gone when the job ends; set LLMCI_LOCAL_HEAD=true for a throwaway one",
             )
-        head = local_head.ensure(loaded.root, http_port=settings.http_port) if start_local else None
-        if head is None:
-            head = local_head.running(loaded.root)
+        head = (
+            local_head.ensure(loaded.root, http_port=settings.http_port)
+            if start_local
+            else local_head.running(loaded.root)
+        )
         if head is None:
             from llmci.errors import ClusterError
 

@@ -238,13 +238,8 @@ class Deployer:
             self.api.apply(config)
         names = wait_for if wait_for is not None else sorted(state.apps)
         removed = [name for name in applied if _ours(name, self.env) and name not in state.apps]
-        expected = state.router.model_dump(mode="json")
         self.api.wait(
-            lambda apps: (
-                _running(apps, names)
-                and _router_has(apps, router_app(self.env), expected, state)
-                and not any(name in apps for name in removed)
-            ),
+            lambda apps: self._runs(apps, state, names) and not any(name in apps for name in removed),
             timeout_s=self.settings.start_timeout_s,
             watch=names,
         )
@@ -639,9 +634,11 @@ class Deployer:
             apps = self.api.applications()
         except Exception:
             return False
-        return _running(apps, sorted(state.apps)) and _router_has(
-            apps, router_app(self.env), state.router.model_dump(mode="json"), state
-        )
+        return self._runs(apps, state, sorted(state.apps))
+
+    def _runs(self, apps: dict[str, Any], state: EnvState, names: list[str]) -> bool:
+        """The cluster runs `state`: `names` RUNNING with every replica, and (ours) the router with its weights."""
+        return _running(apps, names) and _router_has(apps, router_app(self.env), state)
 
     def _serving_text(self, name: str, routes: ModelRoutes | None = None) -> str:
         routes = routes if routes is not None else self.ledger.state()[0].router.models.get(name, ModelRoutes())
@@ -726,13 +723,13 @@ def _running(apps: dict[str, Any], names: list[str]) -> bool:
     return True
 
 
-def _router_has(apps: dict[str, Any], router: str, expected: dict[str, Any], state: EnvState) -> bool:
-    """The router runs our weights (when it is one of ours at all)."""
+def _router_has(apps: dict[str, Any], router: str, state: EnvState) -> bool:
+    """The router runs the state's weights (when it is one of the state's applications at all)."""
     if router not in state.apps:
         return True
     deployments = (apps.get(router) or {}).get("deployments") or {}
     live = ((deployments.get("router") or {}).get("deployment_config") or {}).get("user_config")
-    return RouterConfig.model_validate(live or {}) == RouterConfig.model_validate(expected)
+    return RouterConfig.model_validate(live or {}) == state.router
 
 
 def _digest(config: dict[str, Any]) -> str:

@@ -112,11 +112,11 @@ def _why(app: dict[str, Any]) -> str:
     """The failing deployment's reason (its replica's exception), else the application's message."""
     for deployment in (app.get("deployments") or {}).values():
         if deployment.get("status") != "HEALTHY" and deployment.get("message"):  # e.g. a replica nobody can schedule
-            return _first_line(deployment["message"])
-    return _first_line(app.get("message") or "")
+            return _last_line(deployment["message"])
+    return _last_line(app.get("message") or "")
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
     """Serve's messages carry whole tracebacks: the last line says what went wrong."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return redact_userinfo(lines[-1][:400]) if lines else "no message"

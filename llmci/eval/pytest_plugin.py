@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from llmci.errors import typed_first_line
+
 _records: list[dict[str, Any]] = []
 
 
@@ -33,17 +35,12 @@ def _measured() -> list[Any]:
     return list(test_run.test_cases) if test_run is not None else []
 
 
-def _one_line(kind: type[BaseException], exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{kind.__name__}: {lines[0]}" if lines else kind.__name__
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     before = len(_measured())
     outcome = yield
     cases = _measured()[before:]
-    raised = _one_line(outcome.excinfo[0], outcome.excinfo[1]) if outcome.excinfo is not None else None
+    raised = typed_first_line(outcome.excinfo[1]) if outcome.excinfo is not None else None
     _records.append(
         {
             "nodeid": item.nodeid,

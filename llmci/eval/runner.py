@@ -21,7 +21,7 @@ from typing import Any
 
 from llmci import __version__
 from llmci.config import GenerationConfig, JudgeConfig, LoadedConfig, SuiteConfig
-from llmci.errors import ConfigError, InputError
+from llmci.errors import ConfigError, InputError, typed_first_line
 from llmci.eval.cache import EvalCache, cache_key, generation_key
 from llmci.eval.cases import Case, Generation, load_cases
 from llmci.eval.http import CallError, RetryPolicy
@@ -217,7 +217,7 @@ class _Run:
         except CallError as exc:
             return None, str(exc), False
         except Exception as exc:  # a per-case failure of the model itself: recorded, the run goes on
-            return None, _first_line(exc), False
+            return None, typed_first_line(exc), False
         if key is not None:
             self.cache.put("generations", key, generation.__dict__)
         return generation, None, False
@@ -251,7 +251,7 @@ class _Run:
                 metric.measure(LLMTestCase(name=case.id, **fields), _show_indicator=False)
             error = metric.error
         except Exception as exc:  # a judge that failed for good, a metric that cannot score this case
-            error = _first_line(exc)
+            error = typed_first_line(exc)
         finally:
             current_usage.reset(token)
             self.stats.judge_calls += usage.calls
@@ -304,11 +304,6 @@ def suite_metadata(
         "deepeval_version": deepeval.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class _Progress:

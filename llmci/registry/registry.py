@@ -352,17 +352,9 @@ class Registry:
         try:
             data, _ = self.store.read(self._blob_key(entry.sha256), limit=entry.size + 1)
         except ObjectNotFound:
-            self._mark_damaged(entry, manifest)
-            raise IntegrityError(
-                f"{manifest.ref}: {path} is missing from the registry",
-                hint="publish the model folder again to repair it",
-            ) from None
+            raise self._damaged(entry, manifest, "is missing from the registry", missing=True) from None
         if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
-            self._mark_damaged(entry, manifest)
-            raise IntegrityError(
-                f"{manifest.ref}: {path} is corrupted (sha256 does not match the manifest)",
-                hint="the registry copy is damaged; publish the model folder again to repair it",
-            )
+            raise self._damaged(entry, manifest, "is corrupted (sha256 does not match the manifest)")
         return data
 
     # -- publishing -----------------------------------------------------------------------
@@ -475,10 +467,16 @@ class Registry:
             reader = _VerifiedReader(handle, entry, display_path(path), hint)
             self.store.upload(self._blob_key(entry.sha256), reader, progress)
 
-    def _mark_damaged(self, entry: FileEntry, manifest: Manifest) -> None:
-        """Report a blob that is missing or failed its check, so the next publish of that content uploads it."""
+    def _damaged(self, entry: FileEntry, manifest: Manifest, what: str, *, missing: bool = False) -> IntegrityError:
+        """Report a blob that is missing or failed its check, so the next publish of that content uploads it;
+        the error that says so."""
         with contextlib.suppress(LlmciError):  # best effort: read-only credentials cannot report it
             self.store.put(f"{DAMAGED}/{entry.sha256}", f"{now()} pull of {manifest.ref}: {entry.path}\n".encode())
+        repair = "publish the model folder again to repair it"
+        return IntegrityError(
+            f"{manifest.ref}: {entry.path} {what}",
+            hint=repair if missing else f"the registry copy is damaged; {repair}",
+        )
 
     # -- approvals and stages -------------------------------------------------------------
 
@@ -628,26 +626,22 @@ class Registry:
             try:
                 self.store.download(self._blob_key(entry.sha256), target, progress, max_bytes=entry.size)
             except ObjectNotFound:
-                self._mark_damaged(entry, manifest)
-                raise IntegrityError(
-                    f"{manifest.ref}: {entry.path} is missing from the registry",
-                    hint="publish the model folder again to repair it",
-                ) from None
+                raise self._damaged(entry, manifest, "is missing from the registry", missing=True) from None
             except TooLarge:
-                self._mark_damaged(entry, manifest)
-                raise IntegrityError(
-                    f"{manifest.ref}: {entry.path} is corrupted: it is larger than the {entry.size} bytes "
-                    "the manifest says (the download was stopped there)",
-                    hint="the registry copy is damaged; publish the model folder again to repair it",
+                raise self._damaged(
+                    entry,
+                    manifest,
+                    f"is corrupted: it is larger than the {entry.size} bytes the manifest says "
+                    "(the download was stopped there)",
                 ) from None
         size = target.stat().st_size
         actual = sha256_file(target)
         if size != entry.size or actual != entry.sha256:
-            self._mark_damaged(entry, manifest)
-            raise IntegrityError(
-                f"{manifest.ref}: {entry.path} is corrupted: sha256 {actual[:12]}... size {size}, "
+            raise self._damaged(
+                entry,
+                manifest,
+                f"is corrupted: sha256 {actual[:12]}... size {size}, "
                 f"the manifest says {entry.sha256[:12]}... size {entry.size}",
-                hint="the registry copy is damaged; publish the model folder again to repair it",
             )
 
     # -- helpers --------------------------------------------------------------------------

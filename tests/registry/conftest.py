@@ -69,6 +69,16 @@ def registry(registry_uri: str) -> Registry:
     return Registry(open_store(registry_uri), progress=False)
 
 
+@pytest.fixture
+def project(tmp_path: Path, registry_uri: str, request: pytest.FixtureRequest):
+    """A project whose llmci.yaml points at the registry under test; returns (root, env)."""
+    (tmp_path / "llmci.yaml").write_text(f"registry:\n  uri: {registry_uri}\n")
+    env = {}
+    if registry_uri.startswith("s3://"):
+        env = {**FAKE_AWS, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")}
+    return tmp_path, env
+
+
 def make_model(folder: Path, seed: str = "a", big: int = 0) -> Path:
     """A small model folder: config, tokenizer and weights (random-ish bytes from the seed)."""
     folder.mkdir(parents=True, exist_ok=True)

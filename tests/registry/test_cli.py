@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from llmci.errors import ExitCode
 from tests.conftest import run_llmci
-from tests.registry.conftest import FAKE_AWS, make_model
+from tests.registry.conftest import make_model
 
 
 @pytest.fixture
-def project(tmp_path: Path, registry_uri: str, request: pytest.FixtureRequest):
-    """A project whose llmci.yaml points at the registry under test; returns (root, env)."""
-    (tmp_path / "llmci.yaml").write_text(f"registry:\n  uri: {registry_uri}\n")
-    make_model(tmp_path / "model", "a")
-    make_model(tmp_path / "model2", "b")
-    (tmp_path / "metrics.json").write_text('{"accuracy": 0.81, "loss": 1.5}')
-    env = {}
-    if registry_uri.startswith("s3://"):
-        env = {**FAKE_AWS, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")}
-    return tmp_path, env
+def project(project):
+    """The registry project (tests/registry/conftest.py) with two model folders and a metrics file."""
+    root, _ = project
+    make_model(root / "model", "a")
+    make_model(root / "model2", "b")
+    (root / "metrics.json").write_text('{"accuracy": 0.81, "loss": 1.5}')
+    return project
 
 
 def llmci(project, *args: str):

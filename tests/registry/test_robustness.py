@@ -29,16 +29,6 @@ from tests.registry.conftest import FAKE_AWS, make_model
 from tests.registry.s3_proxy import s3_proxy
 
 
-@pytest.fixture
-def project(tmp_path: Path, registry_uri: str, request: pytest.FixtureRequest):
-    """A project whose llmci.yaml points at the registry under test; returns (root, env)."""
-    (tmp_path / "llmci.yaml").write_text(f"registry:\n  uri: {registry_uri}\n")
-    env = {}
-    if registry_uri.startswith("s3://"):
-        env = {**FAKE_AWS, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")}
-    return tmp_path, env
-
-
 def clean_environ(env: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}, **env}
 

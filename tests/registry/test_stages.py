@@ -13,7 +13,7 @@ from llmci.errors import ConflictError, ExitCode, NotFoundError
 from llmci.registry.registry import Registry
 from llmci.registry.store import open_store
 from tests.conftest import run_llmci
-from tests.registry.conftest import FAKE_AWS, make_model
+from tests.registry.conftest import make_model
 
 
 def two_approved_versions(registry: Registry, tmp_path: Path) -> None:
@@ -42,15 +42,6 @@ def test_a_stage_pointing_at_a_rejected_version_resolves_to_an_error_saying_who_
     assert not (tmp_path / "out").exists()
     registry.promote("qa@1", "production", by="ci", note="roll back")
     assert registry.resolve("qa@production").version == 1
-
-
-@pytest.fixture
-def project(tmp_path: Path, registry_uri: str, request: pytest.FixtureRequest):
-    (tmp_path / "llmci.yaml").write_text(f"registry:\n  uri: {registry_uri}\n")
-    env = {}
-    if registry_uri.startswith("s3://"):
-        env = {**FAKE_AWS, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")}
-    return tmp_path, env
 
 
 def test_the_cli_says_a_stage_is_not_serving_in_pull_show_list_and_reject(project) -> None:
