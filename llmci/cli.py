@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "llmci.commands.deploy:deploy",
         "Deploy approved versions with Ray Serve: canary steps, gates, automatic rollback.",
     ),
+    "monitor": (
+        "llmci.commands.monitor:monitor",
+        "Watch a deployment: health, latency, cost and drift per version; dashboard and alerts.",
+    ),
 }
 
 
@@ -59,7 +63,7 @@ def cli() -> None:
 
     Exit codes: 0 ok, 1 check failed (or a regression), 2 usage or config error, 3 inconclusive,
     4 not found, 5 conflict, 6 integrity, 7 storage, 8 GitHub, 9 training failed, 10 Ray cluster
-    unreachable, 11 deploy rolled back, 12 not approved, 70 internal error.
+    unreachable, 11 deploy rolled back, 12 not approved, 13 alert not delivered, 70 internal error.
     """
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -353,9 +354,105 @@ class DeployConfig(Section):
     )
 
 
+_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90s`, `15m`, `1h` or `7d` (the only forms llmci reads); ValueError otherwise."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"'{text}' is not a duration like 90s, 15m, 1h or 7d")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+Duration = Annotated[str, AfterValidator(lambda text: parse_duration(text) and text)]
+
+
+class RecordConfig(Section):
+    """What the serving application records of each request (Parquet parts in the registry store)."""
+
+    sample: float = Field(1.0, gt=0, le=1, description="Share of requests recorded.")
+    prompts: Literal["full", "hashed", "dropped"] = Field(
+        "hashed", description="The prompt text and vars as sent, a SHA-256 of them, or nothing (privacy)."
+    )
+    outputs: Literal["full", "hashed", "dropped"] = Field("full", description="The same for the generated text.")
+    flush_seconds: PositiveFloat = Field(10.0, description="A part is written at least this often while traffic lasts.")
+    max_buffered: PositiveInt = Field(
+        20_000, description="Records held in memory per router replica; beyond, new ones are dropped and counted."
+    )
+
+
+class Threshold(Section):
+    warning: float | None = None
+    critical: float | None = None
+
+
+class DriftConfig(Section):
+    reference: str = Field(
+        "suite", description="`suite` (the smoke or first eval suite's dataset), `suite:NAME`, or `window:START/END`."
+    )
+    alpha: float = Field(0.01, gt=0, lt=1, description="Family-wise false-alarm rate of a window's drift tests.")
+    threshold: float = Field(0.1, gt=0, description="Distance above which a large sample drifts (Evidently's 0.1).")
+    sample: PositiveInt = Field(5000, description="Rows per version the drift tests read (a seeded random sample).")
+
+
+class CostConfig(Section):
+    replica_hour_usd: float = Field(0.0, ge=0, description="Price of one model replica for an hour (self-hosted).")
+    prices_file: str | None = Field(
+        None, description="Token prices of API models, LiteLLM's model_prices_and_context_window.json format."
+    )
+
+
+class SlackConfig(Section):
+    webhook_env: str = Field("SLACK_WEBHOOK_URL", description="Environment variable holding the incoming webhook.")
+
+
+class EmailConfig(Section):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username_env: str | None = Field(None, description="Environment variable holding the SMTP user.")
+    password_env: str | None = Field(None, description="Environment variable holding the SMTP password.")
+    sender: str = Field(description="The From address.")
+    to: list[str] = Field(min_length=1)
+
+
+class GitHubIssuesConfig(Section):
+    labels: list[str] = Field(default_factory=lambda: ["llmci-incident"])
+
+
+class AlertsConfig(Section):
+    repeat_interval: Duration = Field("4h", description="A firing alert is sent again after this long.")
+    cooldown: Duration = Field("15m", description="A resolved alert that fires again within this long reopens quietly.")
+    slack: SlackConfig | None = None
+    email: EmailConfig | None = None
+    github_issues: GitHubIssuesConfig | None = None
+
+
 class MonitorConfig(Section):
-    latency_p95_ms: PositiveInt | None = None
-    error_rate: float | None = Field(None, ge=0, le=1)
+    window: Duration = Field("1h", description="How far back `llmci monitor check` looks by default.")
+    bucket: Duration = Field("5m", description="Width of a time step in the dashboard's charts.")
+    min_requests: PositiveInt = Field(30, description="Fewer requests in the window: the version has no data.")
+    no_data: Literal["ok", "warning", "critical"] = Field("warning", description="The level of a version with no data.")
+    rules: dict[str, Threshold] = Field(default_factory=dict, description="Metric -> warning and critical thresholds.")
+    record: RecordConfig = Field(default_factory=RecordConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    prometheus_url: str | None = Field(None, description="Prometheus scraping the Ray cluster (resource use).")
+    dashboard_url: str | None = Field(None, description="Where the published dashboard lives (linked from alerts).")
+
+    @field_validator("rules")
+    @classmethod
+    def _known_metrics(cls, rules: dict[str, Threshold]) -> dict[str, Threshold]:
+        from llmci.monitor.metrics import METRICS
+
+        for name in rules:
+            if name not in METRICS:
+                close = difflib.get_close_matches(name, METRICS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known metrics: {', '.join(METRICS)}"
+                raise ValueError(f"unknown metric '{name}'{hint}")
+        return rules
 
 
 class Config(Section):

@@ -39,6 +39,8 @@ class ExitCode(IntEnum):
     ROLLED_BACK = 11
     #: `llmci deploy`: the version is not approved in the registry, so it is not deployed.
     NOT_APPROVED = 12
+    #: `llmci monitor check`: an alert could not be delivered (Slack, e-mail or GitHub); the next run retries it.
+    UNDELIVERED = 13
     #: A bug in llmci: the traceback is printed; please report it.
     INTERNAL = 70
 
@@ -115,6 +117,12 @@ class NotApprovedError(LlmciError):
     """Only versions a person approved are deployed."""
 
     exit_code = ExitCode.NOT_APPROVED
+
+
+class AlertsUndelivered(LlmciError):
+    """An alert that could not be sent after retries (its state says the next run must retry)."""
+
+    exit_code = ExitCode.UNDELIVERED
 
 
 class GitHubError(LlmciError):

@@ -54,9 +54,10 @@ def test_zizmor_finds_nothing() -> None:
 
 def test_there_are_starter_workflows_for_each_trigger() -> None:
     triggers = {path.name: yaml.safe_load(path.read_text())[True] for path in STARTERS}  # YAML 1.1 reads `on` as True
-    assert set(triggers) == {"pr.yml", "deploy.yml", "release.yml"}
+    assert set(triggers) == {"pr.yml", "deploy.yml", "release.yml", "monitor.yml"}
     assert "pull_request" in triggers["pr.yml"] and "workflow_dispatch" in triggers["deploy.yml"]
     assert triggers["release.yml"]["push"]["tags"] == ["v*"]
+    assert triggers["monitor.yml"]["schedule"] == [{"cron": "*/15 * * * *"}] and "workflow_dispatch" in triggers["monitor.yml"]
     for path in STARTERS:
         data = yaml.safe_load(path.read_text())
         assert data.get("permissions") == {}, f"{path}: top-level permissions must be empty"
@@ -88,6 +89,13 @@ def test_workflow_jobs_declare_least_privilege() -> None:
         for name, job in data["jobs"].items():
             assert "permissions" in job, f"{path}: job {name} must declare its permissions"
             assert "write-all" not in str(job["permissions"])
+
+
+def test_only_the_alert_job_may_write_issues() -> None:
+    jobs = yaml.safe_load((REPO / ".github" / "workflows" / "monitor.yml").read_text())["jobs"]
+    writers = {name for name, job in jobs.items() if job["permissions"].get("issues") == "write"}
+    assert writers == {"alert"}
+    assert "issues" not in jobs["check"]["permissions"]
 
 
 def pip_install_lines() -> list[tuple[Path, str]]:

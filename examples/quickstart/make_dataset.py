@@ -1,5 +1,9 @@
 """Writes data/train.jsonl and data/eval.jsonl: support tickets and the team that handles them.
 
+Also data/shifted.jsonl: tickets about a product launched after the model was
+trained (a smart thermostat), longer and mostly bugs, that the demo sends to
+the deployed model so that `llmci monitor check` has a drift to find.
+
 Deterministic (seeded), so the committed files are reproducible:
     python examples/quickstart/make_dataset.py
 Each line is `{"id", "vars": {"ticket", "labels"}, "completion"}`; the prompt is
@@ -104,5 +108,41 @@ def main() -> None:
                 handle.write(json.dumps(record) + "\n")
 
 
+#: A new product's tickets: longer than the others, mostly hardware bugs, words the model never saw.
+SHIFTED = {
+    "bug": [
+        "After the firmware {version} update the {device} shows error E{code} and the heating stays on all night "
+        "even though the schedule says it should be off, so the house is far too warm when we wake up.",
+        "The {device} lost its Wi-Fi pairing again this morning and now the display only blinks orange; "
+        "I already tried the factory reset described in the installation guide twice without any luck.",
+        "Since we mounted the {device} in the hallway the temperature reading is {code} degrees too high, "
+        "which makes the boiler switch off early and the bedrooms never reach the set temperature.",
+        "The battery of the {device} drains within {code} days, the manual says it should last a whole season; "
+        "is this a known hardware fault with the first production batch or did we install it wrongly?",
+    ],
+    "account": [
+        "I moved house and want to register the {device} under my new address, but the app says the serial "
+        "number SN-{code}{code} is already linked to another household account and will not let me continue.",
+    ],
+}
+DEVICES = ["smart thermostat", "thermostat hub", "room sensor"]
+
+
+def shifted(n: int = 60) -> list[tuple[str, str]]:
+    rng = random.Random(11)
+    rows = []
+    for _ in range(n):
+        label = "bug" if rng.random() < 0.85 else "account"
+        text = rng.choice(SHIFTED[label]).format(
+            device=rng.choice(DEVICES), version=f"{rng.randint(2, 4)}.{rng.randint(0, 9)}", code=rng.randint(2, 19)
+        )
+        rows.append((text[0].upper() + text[1:], label))
+    return rows
+
+
 if __name__ == "__main__":
     main()
+    with open(Path(__file__).parent / "data" / "shifted.jsonl", "w", encoding="utf-8") as handle:
+        for index, (text, label) in enumerate(shifted()):
+            record = {"id": f"shifted-{index:04d}", "vars": {"ticket": text, "labels": LABELS}, "completion": label}
+            handle.write(json.dumps(record) + "\n")

@@ -34,6 +34,7 @@ from llmci.deploy.ledger import EnvState, Event, Ledger
 from llmci.deploy.serve_api import AppFailed, ServeAPI
 from llmci.errors import ClusterError, ConfigError, NotApprovedError, RolledBackError, UsageError, first_line
 from llmci.fsutil import atomic_write_text, cache_dir
+from llmci.monitor.records import RecordSettings
 from llmci.registry import Manifest, Registry
 from llmci.registry.manifest import lineage_from_environment
 from llmci.registry.registry import sigterm_raises
@@ -190,6 +191,18 @@ class Deployer:
                 {"name": "stats", "num_replicas": 1, "ray_actor_options": {"num_cpus": 0}},
             ],
         }
+
+    def record_settings(self) -> RecordSettings:
+        """Where and how the router records requests (`monitor.record`): applied in place with the weights."""
+        from llmci.monitor.cost import token_prices
+
+        record = self.loaded.config.monitor.record
+        return RecordSettings(
+            registry=self.registry.store.uri,
+            endpoint_url=self.loaded.config.registry.endpoint_url,
+            **record.model_dump(),
+            prices=token_prices(self.loaded.config, self.loaded.root),
+        )
 
     def model_config(self, manifest: Manifest) -> dict[str, Any]:
         s = self.settings
@@ -586,7 +599,8 @@ class Deployer:
         versions = dict(routes.versions)
         versions.setdefault(manifest.version, VersionRoute(app=app, weight=0))
         models = {**state.router.models, manifest.name: routes.model_copy(update={"versions": versions})}
-        return state.model_copy(update={"apps": apps, "router": state.router.model_copy(update={"models": models})})
+        router_config = state.router.model_copy(update={"models": models, "records": self.record_settings()})
+        return state.model_copy(update={"apps": apps, "router": router_config})
 
     def _weighted(self, state: EnvState, name: str, weights: dict[int, float]) -> EnvState:
         routes = state.router.models[name]

@@ -86,6 +86,13 @@ class CheckResult:
     kind: str  # "check run" or "commit status"
 
 
+@dataclass(frozen=True)
+class IssueResult:
+    number: int
+    url: str
+    action: str  # "created", or "found" (an open issue of ours with the same key)
+
+
 class PermissionDenied(GitHubError):
     """A 403 that is not a rate limit: the token lacks a permission (or, on a fork, cannot write at all)."""
 
@@ -256,6 +263,47 @@ class GitHub:
             return found
 
         return self._call(f"the deployments to {environment}", find, permission="deployments: read")
+
+    # -- incident issues --------------------------------------------------------------------
+
+    def open_issue(self, *, key: str, title: str, body: str, labels: list[str]) -> IssueResult:
+        """Our open issue for `key`, else a new one with `labels`.
+
+        The issue's body starts with a hidden `<!-- llmci-incident key=KEY -->` line; only an open issue
+        with that first line, written by the account that posts, is ours. Each retry looks again before
+        creating, so a create that reached GitHub before its answer was lost is found, not duplicated.
+        """
+        author = self._comment_author()
+        marker = f"<!-- llmci-incident key={quote(key, safe='/@')} -->"
+
+        def attempt() -> IssueResult:
+            from github.GithubObject import NotSet
+
+            for issue in self._repo.get_issues(state="open", labels=labels or NotSet):
+                if (issue.body or "").split("\n", 1)[0].strip() == marker and issue.user.login == author:
+                    return IssueResult(issue.number, issue.html_url, "found")
+            issue = self._repo.create_issue(title=title[:256], body=f"{marker}\n{body}", labels=labels)
+            return IssueResult(issue.number, issue.html_url, "created")
+
+        return self._call(f"the issue '{title}'", attempt, permission="issues: write")
+
+    def comment_issue(self, number: int, body: str) -> str:
+        """Add a comment to issue `number`; its URL."""
+        issue = self._repo.get_issue(number)
+        comment = self._call(
+            f"a comment on issue #{number}", lambda: issue.create_comment(body), permission="issues: write"
+        )
+        return comment.html_url
+
+    def set_issue_state(self, number: int, state: str) -> None:
+        """Close (`closed`, as completed) or reopen (`open`) issue `number`; repeating it changes nothing."""
+        issue = self._repo.get_issue(number)
+        reason = "completed" if state == "closed" else "reopened"
+        self._call(
+            f"{'closing' if state == 'closed' else 'reopening'} issue #{number}",
+            lambda: issue.edit(state=state, state_reason=reason),
+            permission="issues: write",
+        )
 
     # -- retries and errors -----------------------------------------------------------------
 

@@ -17,7 +17,9 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from llmci.monitor.descriptors import charset, non_ascii_share
 from llmci.serve.protocol import Answer, GenerationRequest, RequestError, answer_body, error_body, models_body, parse
+from llmci.serve.recording import Recorder
 from llmci.serve.routing import Counts, RouterConfig, choose, counts_key
 
 #: How often a router replica sends its counters to the stats deployment.
@@ -66,27 +68,39 @@ class ModelServer:
             raise RuntimeError(f"{settings.ref} has digest {manifest.digest}, the deploy expected {settings.digest}")
         self.version = manifest.ref
         self.generator = Generator(folder, threads=settings.threads)
+        self.replica = serve.get_replica_context().replica_id.unique_id
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         self.answer_batch.set_max_batch_size(int(config.get("max_batch_size", 8)))
         self.answer_batch.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.01)))
 
     async def answer(self, path: str, body: Any) -> Answer:
-        """The answer to one OpenAI request (the router calls this)."""
+        """The answer to one OpenAI request (the router calls this), with what the monitor records of it."""
+        arrived = time.perf_counter()
         try:
             request = parse(path, body)
             prompt = self.generator.prompt(request)
         except RequestError as exc:
-            return Answer(exc.status, exc.body(), self.version)
-        result = await self.answer_batch((request, prompt))
+            return Answer(exc.status, exc.body(), self.version, {"replica": self.replica})
+        result, batch_started = await self.answer_batch((request, prompt))
+        extra = {
+            "replica": self.replica,
+            "queue_ms": max(batch_started - arrived, 0.0) * 1000,
+            "prompt_chars": len(prompt),
+            "non_ascii_share": non_ascii_share(prompt),
+            "charset": charset(prompt),
+        }
         if isinstance(result, RequestError):
-            return Answer(result.status, result.body(), self.version)
-        return Answer(200, answer_body(request, result, self.version), self.version)
+            return Answer(result.status, result.body(), self.version, extra)
+        extra["oov_share"] = result.unknown_tokens / result.prompt_tokens if result.prompt_tokens else 0.0
+        return Answer(200, answer_body(request, result, self.version), self.version, extra)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def answer_batch(self, items: list[tuple[Any, str]]) -> list[Any]:
+    async def answer_batch(self, items: list[tuple[Any, str]]) -> list[tuple[Any, float]]:
+        started = time.perf_counter()
         requests, prompts = [item[0] for item in items], [item[1] for item in items]
-        return await asyncio.to_thread(self.generator.generate, requests, prompts)
+        results = await asyncio.to_thread(self.generator.generate, requests, prompts)
+        return [(result, started) for result in results]
 
     async def check_health(self) -> None:
         """Healthy means it still generates: one token from a one-word prompt."""
@@ -124,6 +138,7 @@ class Router:
         self.pending: dict[str, Counts] = {}
         self.rng = random.Random()
         self.flusher: asyncio.Task | None = None
+        self.recorder = Recorder(env)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         parsed = RouterConfig.model_validate(config)
@@ -134,6 +149,7 @@ class Router:
             for app in apps
         }
         self.config, self.handles = parsed, handles  # one assignment each: requests in flight see old or new
+        self.recorder.configure(parsed.records)
 
     async def __call__(self, request: Request) -> JSONResponse:
         if self.flusher is None:
@@ -148,7 +164,7 @@ class Router:
             return JSONResponse(models_body(sorted(self.config.models) + names))
         if request.method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
             return JSONResponse(error_body(f"no such endpoint: {request.method} {path}", code="not_found"), 404)
-        started = time.perf_counter()
+        received, started = time.time(), time.perf_counter()
         try:
             body = await request.json()
         except ValueError:
@@ -166,10 +182,11 @@ class Router:
         shadow = config.models[choice.model].shadow
         if shadow is not None and shadow != choice.version and shadow in config.models[choice.model].versions:
             app = config.models[choice.model].versions[shadow].app
-            asyncio.get_running_loop().create_task(self._shadow(choice.model, shadow, app, path, body))
+            asyncio.get_running_loop().create_task(self._shadow(choice.model, shadow, app, path, body, received))
         answer = await self._ask(choice.app, path, body)
         kind = "pinned" if choice.pinned else "live"
-        self._count(counts_key(choice.model, choice.version, kind), answer, started)
+        latency_ms = self._count(counts_key(choice.model, choice.version, kind), answer, started)
+        self.recorder.record(received, choice.model, choice.version, kind, path, body, answer, latency_ms)
         headers = {VERSION_HEADER: answer.version or f"{choice.model}@{choice.version}"}
         return JSONResponse(answer.body, answer.status, headers=headers)
 
@@ -181,19 +198,27 @@ class Router:
 
             return Answer(500, error_body(f"the model failed: {first_line(exc)}", "server_error"))
 
-    async def _shadow(self, model: str, version: int, app: str, path: str, body: Any) -> None:
+    async def _shadow(self, model: str, version: int, app: str, path: str, body: Any, received: float) -> None:
+        """A mirrored request: its answer is counted and recorded (kind `shadow`), never returned."""
         started = time.perf_counter()
         answer = await self._ask(app, path, body)
-        self._count(counts_key(model, version, "shadow"), answer, started)
+        latency_ms = self._count(counts_key(model, version, "shadow"), answer, started)
+        self.recorder.record(received, model, version, "shadow", path, body, answer, latency_ms)
 
-    def _count(self, key: str, answer: Answer, started: float) -> None:
+    def _count(self, key: str, answer: Answer, started: float) -> float:
+        """Add the answer to the counters; its latency in ms."""
+        latency_ms = (time.perf_counter() - started) * 1000
         usage = (answer.body.get("usage") or {}) if isinstance(answer.body, dict) else {}
         self.pending.setdefault(key, Counts()).add(
-            answer.status,
-            (time.perf_counter() - started) * 1000,
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
+            answer.status, latency_ms, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         )
+        return latency_ms
+
+    def __del__(self) -> None:
+        """Serve calls this at graceful shutdown, after requests in flight finished: write the last records."""
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.flush()
 
     async def _flush_forever(self) -> None:
         while True:

@@ -117,7 +117,8 @@ class Generator:
             cut = min((i for i in (text.find(s) for s in request.stop) if i >= 0), default=-1)
             if cut >= 0:
                 text, finish = text[:cut], "stop"
-            outputs.append(Output(text, len(rows[row]), len(new), finish))
+            unknown = rows[row].count(tokenizer.unk_token_id) if tokenizer.unk_token_id is not None else 0
+            outputs.append(Output(text, len(rows[row]), len(new), finish, unknown))
         return outputs
 
 

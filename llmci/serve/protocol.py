@@ -64,6 +64,8 @@ class Output:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: Literal["stop", "length"]
+    #: Prompt tokens the tokenizer mapped to its unknown token (out of vocabulary).
+    unknown_tokens: int = 0
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Answer:
     status: int
     body: dict[str, Any]
     version: str | None = None
+    #: What the monitor records of the request: queue time, prompt descriptors, the replica (recording.py).
     extra: dict[str, Any] = field(default_factory=dict)
 
 

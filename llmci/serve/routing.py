@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmci.monitor.records import RecordSettings
 from llmci.serve.protocol import RequestError
 
 #: Upper bounds (ms) of the latency histogram; the last bucket is everything slower.
@@ -47,6 +48,7 @@ class RouterConfig(BaseModel):
 
     models: dict[str, ModelRoutes] = Field(default_factory=dict)
     sticky_header: str | None = Field("x-llmci-user", description="Header whose value keeps a user on one version.")
+    records: RecordSettings | None = Field(None, description="Where request records go (monitor); none: not recorded.")
 
 
 @dataclass(frozen=True)

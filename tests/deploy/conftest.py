@@ -1,7 +1,7 @@
 """A project with the quickstart's suite, versions of the tiny model in its registry, and llmci's local Ray head.
 
 The head is the one `llmci deploy` starts by itself (the embedded default):
-started by the first deploy of the module, stopped at its end. Each test
+started by the first deploy of the session, stopped at its end. Each test
 deploys to its own environment, so the tests share the head and not state.
 """
 
@@ -38,6 +38,15 @@ ENVIRONMENTS = {
     "killed": {"canary": [50, 100], "step_seconds": 60},
     # A shadow version: copies of the traffic, answers unseen.
     "shadow": {"canary": [100], "step_seconds": 1},
+    # Request records, metrics and `llmci monitor check` on live traffic.
+    "watched": {"canary": [100], "step_seconds": 1},
+}
+#: Records flushed every second (the tests wait for them), prompts kept in full (the sample command needs them).
+MONITOR = {
+    "record": {"flush_seconds": 1, "prompts": "full"},
+    "bucket": "1m",
+    "min_requests": 5,
+    "rules": {"error_rate": {"warning": 0.01, "critical": 0.5}, "latency_p95_ms": {"critical": 60000}},
 }
 
 
@@ -83,7 +92,7 @@ class Project:
         return run_llmci("deploy", *args, cwd=self.root, env=env, timeout=600)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory, base_model: Path) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("deploy")
     for name in ("prompts", "data"):
@@ -100,6 +109,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, base_model: Path) -> Itera
                 for name, env in ENVIRONMENTS.items()
             }
         },
+        "monitor": MONITOR,
     }
     (root / "llmci.yaml").write_text(yaml.safe_dump(config))
     subprocess.run(["git", "init", "-q", str(root)], check=True)

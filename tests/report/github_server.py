@@ -1,8 +1,9 @@
 """A local GitHub REST server over real HTTP: the endpoints `llmci report` uses, with state.
 
 It serves under `/api/v3` (as GitHub Enterprise Server does) and keeps pull
-request comments, check runs, commit statuses, and deployments with their
-statuses (newest first, as GitHub lists them). Every answer carries
+request comments, check runs, commit statuses, deployments with their
+statuses (newest first, as GitHub lists them), and issues (created, edited,
+opened and closed, listed by state and labels, commented on). Every answer carries
 `X-RateLimit-*` headers; lists are paginated with `Link` headers. Tokens are
 either user tokens (GET /user answers their login) or installation tokens
 like Actions' GITHUB_TOKEN (GET /user is 403, comments are by
@@ -20,10 +21,10 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 PREFIX = "/api/v3"
-ALL = frozenset({"pull_requests", "checks", "statuses", "deployments"})
+ALL = frozenset({"pull_requests", "checks", "statuses", "deployments", "issues"})
 NOT_ACCESSIBLE = "Resource not accessible by integration"
 
 
@@ -57,6 +58,8 @@ class GitHubServer:
         self.statuses: list[dict[str, Any]] = []
         self.deployments: list[dict[str, Any]] = []
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
+        #: Issue number -> issue (numbers follow the pull requests', as on GitHub where they share one sequence).
+        self.issues: dict[int, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
         self.remaining = 5000
@@ -90,6 +93,9 @@ class GitHubServer:
     def comments_on(self, pr: int) -> list[dict[str, Any]]:
         return [c for c in self.comments if c["_pr"] == pr]
 
+    def issue_states(self) -> dict[int, str]:
+        return {number: issue["state"] for number, issue in self.issues.items()}
+
     def count(self, method: str | None = None) -> int:
         return sum(1 for m, _ in self.requests if method is None or m == method)
 
@@ -98,18 +104,57 @@ class GitHubServer:
     def _create_comment(self, pr: int, body: str, author: str) -> dict[str, Any]:
         self._next_id += 1
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        page = "issues" if pr in self.issues else "pull"
         comment = {
             "id": self._next_id,
             "_pr": pr,
             "body": body,
             "user": {"login": author, "id": hash(author) % 10**6, "type": "Bot" if "[bot]" in author else "User"},
             "url": f"{self.api_url}/repos/{self.repository}/issues/comments/{self._next_id}",
-            "html_url": f"{self.root}/{self.repository}/pull/{pr}#issuecomment-{self._next_id}",
+            "html_url": f"{self.root}/{self.repository}/{page}/{pr}#issuecomment-{self._next_id}",
             "created_at": now,
             "updated_at": now,
         }
         self.comments.append(comment)
+        if pr in self.issues:
+            self.issues[pr]["comments"] += 1
         return comment
+
+    def _create_issue(self, body: dict[str, Any], author: str) -> dict[str, Any]:
+        self._next_id += 1
+        number = max([*self.pulls, *self.issues], default=0) + 1
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        issue = {
+            "id": self._next_id,
+            "number": number,
+            "title": body["title"],
+            "body": body.get("body"),
+            "state": "open",
+            "state_reason": None,
+            "labels": [{"name": name} for name in body.get("labels") or []],
+            "user": {"login": author, "id": hash(author) % 10**6, "type": "Bot" if "[bot]" in author else "User"},
+            "comments": 0,
+            "url": f"{self.api_url}/repos/{self.repository}/issues/{number}",
+            "html_url": f"{self.root}/{self.repository}/issues/{number}",
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+        }
+        self.issues[number] = issue
+        return issue
+
+    def _edit_issue(self, issue: dict[str, Any], body: dict[str, Any]) -> tuple:
+        if body.get("state", issue["state"]) not in ("open", "closed"):
+            return 422, {"message": "Validation Failed"}, {}
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for name in ("title", "body", "state", "state_reason"):
+            if name in body:
+                issue[name] = body[name]
+        if "labels" in body:
+            issue["labels"] = [{"name": name} for name in body["labels"]]
+        issue["closed_at"] = now if issue["state"] == "closed" else None
+        issue["updated_at"] = now
+        return 200, issue, {}
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], token: Token | None, body: Any) -> tuple:
         repo = f"/repos/{self.repository}"
@@ -122,12 +167,14 @@ class GitHubServer:
 
         if match := re.fullmatch(rf"{repo}/issues/(\d+)/comments", path):
             pr = int(match[1])
-            if pr not in self.pulls:
+            if pr not in self.pulls and pr not in self.issues:
                 return 404, {"message": "Not Found"}, {}
             if method == "GET":
                 return self._page([self._public(c) for c in self.comments_on(pr)], path, query)
             if method == "POST":
-                if "pull_requests" not in token.permissions:
+                if pr in self.issues and "issues" not in token.permissions:
+                    return self._denied("issues=write")
+                if pr in self.pulls and "pull_requests" not in token.permissions:
                     return self._denied("issues=write; pull_requests=write")
                 if len(body.get("body", "")) > 65536:
                     return self._too_long()
@@ -146,6 +193,32 @@ class GitHubServer:
             comment["body"] = body["body"]
             comment["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             return 200, self._public(comment), {}
+
+        if path == f"{repo}/issues":
+            if method == "POST":
+                if "issues" not in token.permissions:
+                    return self._denied("issues=write")
+                if not body.get("title"):
+                    return 422, {"message": "Validation Failed"}, {}
+                return 201, self._create_issue(body, token.author), {}
+            state = query.get("state", ["open"])[0]
+            wanted = {name for name in query.get("labels", [""])[0].split(",") if name}
+            found = [
+                issue
+                for issue in reversed(self.issues.values())  # newest first, as GitHub sorts by default
+                if state in ("all", issue["state"]) and wanted <= {label["name"] for label in issue["labels"]}
+            ]
+            return self._page(found, path, query, keep=("state", "labels"))
+        if match := re.fullmatch(rf"{repo}/issues/(\d+)", path):
+            issue = self.issues.get(int(match[1]))
+            if issue is None:
+                return 404, {"message": "Not Found"}, {}
+            if method == "GET":
+                return 200, issue, {}
+            if method == "PATCH":
+                if "issues" not in token.permissions:
+                    return self._denied("issues=write")
+                return self._edit_issue(issue, body)
 
         if path == f"{repo}/check-runs" and method == "POST":
             if "checks" not in token.permissions:
@@ -225,12 +298,16 @@ class GitHubServer:
         error["message"] = "body is too long (maximum is 65536 characters)"
         return 422, {"message": "Validation Failed", "errors": [error]}, {}
 
-    def _page(self, items: list[dict[str, Any]], path: str, query: dict[str, list[str]]) -> tuple:
+    def _page(
+        self, items: list[dict[str, Any]], path: str, query: dict[str, list[str]], keep: tuple[str, ...] = ()
+    ) -> tuple:
+        """One page of `items` with GitHub's `Link` header; the query parameters in `keep` stay in its links."""
         per_page = min(int(query.get("per_page", ["30"])[0]), 100)
         page = int(query.get("page", ["1"])[0])
         last = max(1, -(-len(items) // per_page))
         links = []
-        url = f"{self.api_url}{path}?per_page={per_page}&page="
+        kept = "".join(f"{name}={quote(query[name][0])}&" for name in keep if name in query)
+        url = f"{self.api_url}{path}?{kept}per_page={per_page}&page="
         if page < last:
             links += [f'<{url}{page + 1}>; rel="next"', f'<{url}{last}>; rel="last"']
         if page > 1:
