@@ -119,6 +119,16 @@ class PromptSpec(Section):
     untrusted: list[str] = Field(default_factory=list, description="Inputs a user controls (prompt-injection hygiene).")
     max_tokens: PositiveInt | None = Field(None, description="Budget for the template's static text.")
     rules: dict[str, RuleSetting] = Field(default_factory=dict, description="Per-template rule severities.")
+    filters: list[str] = Field(
+        default_factory=list,
+        description="Filters the engine that renders these templates adds (e.g. `from_json`), beside lint.filters.",
+    )
+    tests: list[str] = Field(
+        default_factory=list, description="Tests the engine that renders these templates adds, beside lint.tests."
+    )
+    globals: list[str] = Field(
+        default_factory=list, description="Globals the engine that renders these templates adds, beside lint.globals."
+    )
 
     _rule_ids = field_validator("rules")(_check_rule_ids)
 

@@ -57,7 +57,10 @@ def test_there_are_starter_workflows_for_each_trigger() -> None:
     assert set(triggers) == {"pr.yml", "deploy.yml", "release.yml", "monitor.yml"}
     assert "pull_request" in triggers["pr.yml"] and "workflow_dispatch" in triggers["deploy.yml"]
     assert triggers["release.yml"]["push"]["tags"] == ["v*"]
-    assert triggers["monitor.yml"]["schedule"] == [{"cron": "*/15 * * * *"}] and "workflow_dispatch" in triggers["monitor.yml"]
+    assert (
+        triggers["monitor.yml"]["schedule"] == [{"cron": "*/15 * * * *"}]
+        and "workflow_dispatch" in triggers["monitor.yml"]
+    )
     for path in STARTERS:
         data = yaml.safe_load(path.read_text())
         assert data.get("permissions") == {}, f"{path}: top-level permissions must be empty"

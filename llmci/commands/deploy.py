@@ -69,6 +69,7 @@ def run(
     from llmci.deploy.github import deployment_for
     from llmci.deploy.rollout import require_approved
     from llmci.errors import UsageError
+    from llmci.lint.model import require_clean_templates
     from llmci.registry import default_actor, open_registry
 
     loaded = load_config(config_path)
@@ -76,6 +77,7 @@ def run(
     manifest = registry.resolve(ref)
     if not dry_run:
         require_approved(registry, manifest)  # before anything starts: no head, no GitHub deployment
+        require_clean_templates(registry, manifest, loaded)  # nor for a version whose chat template is poisoned
     deployer = open_deployer(loaded, env, registry, address=address, actor=default_actor(), say=_say)
     settings = deployer.settings
     steps = settings.canary

@@ -35,11 +35,13 @@ def lint(
     no_cache: bool,
     cache_dir: Path | None,
 ) -> None:
-    """Lint prompt templates.
+    """Lint prompt templates, and the chat templates of models.
 
     With no PATHS, lints every template the `prompts` entries of llmci.yaml
-    match. Exit 0: no errors (warnings allowed unless --strict); 1: errors
-    found; 2: usage or config error.
+    match. A PATH may be a template, a folder of them, a model folder (or its
+    tokenizer_config.json, chat_template.jinja/.json or .gguf file), or
+    registry:NAME@VERSION. Exit 0: no errors (warnings allowed unless
+    --strict); 1: errors found; 2: usage or config error.
     """
     from llmci import fsutil, gha
     from llmci.config import load_config

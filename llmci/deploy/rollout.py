@@ -34,6 +34,7 @@ from llmci.deploy.ledger import EnvState, Event, Ledger
 from llmci.deploy.serve_api import AppFailed, ServeAPI
 from llmci.errors import ClusterError, ConfigError, NotApprovedError, RolledBackError, UsageError, first_line
 from llmci.fsutil import atomic_write_text, cache_dir
+from llmci.lint.model import require_clean_templates
 from llmci.monitor.records import RecordSettings
 from llmci.registry import Manifest, Registry
 from llmci.registry.manifest import lineage_from_environment
@@ -269,6 +270,7 @@ class Deployer:
         shadow: bool = False,
     ) -> Outcome:
         require_approved(self.registry, manifest)
+        require_clean_templates(self.registry, manifest, self.loaded)  # a poisoned chat template is not deployed
         name, version = manifest.name, manifest.version
         outcome = Outcome(self.env, manifest.ref, "deployed", self.url)
         s = self.settings

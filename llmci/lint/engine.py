@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import os
 import re
@@ -12,12 +13,17 @@ from functools import cached_property
 from pathlib import Path
 
 import jinja2
+from jinja2.parser import Parser
 
 from llmci.config import CHAT_TEMPLATE_INPUTS, Config, LoadedConfig, PromptSpec, locate
 from llmci.errors import ConfigError, InputError, UsageError
 from llmci.fsutil import display_path
-from llmci.lint.analysis import FlowAnalyzer, Issue, TemplateRef, check_nodes
+from llmci.lint import embedded
+from llmci.lint.analysis import Issue, TemplateRef, check_nodes, walk_tree
 from llmci.lint.cache import LintCache
+from llmci.lint.flow import FlowAnalyzer
+from llmci.lint.invisible import invisible_issues
+from llmci.lint.poison import injection_issues, text_issues
 from llmci.lint.rules import RULES, Severity
 from llmci.lint.tokens import estimate_tokens
 from llmci.templating import CHAT_TEMPLATE_GLOBALS, TemplateKind, make_environment
@@ -27,7 +33,16 @@ TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
 
 #: Rules for templates that match no `prompts` entry: their inputs are unknown,
 #: so only what does not depend on inputs is checked (syntax and safety).
-UNDECLARED_RULES = frozenset({"syntax-error", "unsafe-access", "unknown-filter", "unknown-test", "missing-template"})
+UNDECLARED_RULES = frozenset(
+    {"syntax-error", "unsafe-access", "unknown-filter", "unknown-test", "missing-template", "invisible-characters"}
+)
+
+#: Where a chat template's names and filters come from, for the messages that say one is missing.
+CHAT_CONTRACT = "the chat-template contract (apply_chat_template's inputs) nor the entry's `variables` or `globals`"
+CHAT_ENVIRONMENT = "in the chat-template environment (Jinja's built-ins, as apply_chat_template has them)"
+
+#: What `llmci lint registry:NAME@VERSION` starts with.
+REGISTRY_PREFIX = "registry:"
 
 _SUPPRESSION = re.compile(r"\{#-?\s*llmci:\s*(disable|disable-file)\s*=\s*([\w\-, ]+?)\s*-?#\}")
 
@@ -59,9 +74,28 @@ class TemplateSpec:
     settings: tuple[tuple[str, str], ...] = ()
     #: False for a template no `prompts` entry matches: syntax and safety only.
     declared: bool = False
+    #: Filters, tests and globals the entry adds to `lint.filters`, `lint.tests` and `lint.globals`.
+    filters: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()
+    globals: tuple[str, ...] = ()
+    #: Whitespace rules: off for templates read out of a model, whose whitespace nobody edits.
+    style: bool = True
 
     def fingerprint(self) -> str:
-        return repr((self.kind, sorted(self.variables), sorted(self.untrusted), self.max_tokens, self.settings))
+        return repr(
+            (
+                self.kind,
+                sorted(self.variables),
+                sorted(self.untrusted),
+                self.max_tokens,
+                self.settings,
+                self.declared,
+                self.filters,
+                self.tests,
+                self.globals,
+                self.style,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,26 @@ class PendingRef:
 class FileResult:
     findings: list[Finding] = field(default_factory=list)
     refs: list[PendingRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One template to lint: how findings name it, its bytes (read when linted), its spec and include folders."""
+
+    display: str
+    spec: TemplateSpec
+    search: tuple[str, ...]
+    path: Path | None = None
+    data: bytes | None = None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{self.display}: cannot read: {exc.strerror}") from None
 
 
 @dataclass
@@ -102,7 +156,7 @@ class Linter:
         #: Where the templates the config names may be: the project and the search path (links resolved).
         self._allowed = [self.root, *map(Path, self.search_path)]
         self.cache = LintCache(cache_dir, self._engine_fingerprint()) if cache_dir else None
-        self._environments: dict[TemplateKind, jinja2.Environment] = {}
+        self._environments: dict[tuple[TemplateKind, tuple[str, ...], tuple[str, ...]], jinja2.Environment] = {}
 
     # -- which templates, with which spec -------------------------------------------------
 
@@ -167,21 +221,72 @@ class Linter:
             max_tokens=entry.max_tokens,
             settings=tuple(sorted(settings.items())),
             declared=True,
+            filters=tuple(sorted(entry.filters)),
+            tests=tuple(sorted(entry.tests)),
+            globals=tuple(sorted(entry.globals)),
         )
+
+    def model_spec(self, path: Path | None) -> TemplateSpec:
+        """A template read out of a model: the chat-template contract, or the `prompts` entry its file matches."""
+        spec = self.spec_for(path) if path is not None else None
+        if spec is None or not spec.declared or spec.kind != "chat-template":
+            spec = TemplateSpec(kind="chat-template", settings=tuple(sorted(self.config.lint.rules.items())))
+        return dataclasses.replace(spec, declared=True, style=False)
+
+    # -- model folders, model files and registry versions -------------------------------------
+
+    def sources(self, paths: Sequence[str | Path] = ()) -> list[Source]:
+        """What `lint(paths)` lints: template files, and the chat templates of models and registry versions."""
+        templates: list[str | Path] = []
+        found: list[Source] = []
+        for given in paths:
+            text = str(given)
+            if text.startswith(REGISTRY_PREFIX):
+                found += self._registry_sources(text[len(REGISTRY_PREFIX) :])
+                continue
+            path = Path(given)
+            if path.is_dir() and embedded.is_model_folder(path):
+                for name in embedded.folder_files(path):
+                    found += self._model_sources(path / name, name, f"{display_path(path)}/{name}")
+            elif path.is_file() and embedded.is_template_file(path.name) and path.suffix != ".jinja":
+                found += self._model_sources(path, path.name, display_path(path))
+            else:
+                templates.append(given)
+        if templates or not paths:
+            for path in self.discover(templates):
+                spec = self.spec_for(path)
+                if path.name == embedded.TEMPLATE_FILE and not spec.declared:
+                    spec = self.model_spec(path)  # a model's chat_template.jinja, named on its own
+                found.append(Source(display_path(path), spec, (str(path.parent), *self.search_path), path=path))
+        return found
+
+    def _model_sources(self, path: Path, name: str, display: str) -> list[Source]:
+        spec = self.model_spec(path.resolve())
+        search = (str(path.parent.resolve()), *self.search_path)
+        templates = embedded.file_templates(name, display, path=path)
+        return [Source(t.display, spec, search, data=t.source) for t in templates]
+
+    def _registry_sources(self, ref: str) -> list[Source]:
+        """The chat templates of a registry version, read from the registry (every byte verified)."""
+        from llmci.lint.model import registry_templates
+        from llmci.registry import open_registry
+
+        registry = open_registry(self.loaded, os.environ.get("LLMCI_REGISTRY"))
+        manifest = registry.resolve(ref, serving_only=False)
+        spec = self.model_spec(None)
+        return [Source(t.display, spec, (), data=t.source) for t in registry_templates(registry, manifest)]
 
     # -- linting --------------------------------------------------------------------------
 
     def lint(self, paths: Sequence[str | Path] = ()) -> LintReport:
-        files = self.discover(paths)
+        return self.lint_sources(self.sources(paths))
+
+    def lint_sources(self, sources: Sequence[Source]) -> LintReport:
         findings: list[Finding] = []
         cached = 0
-        for path in files:
-            display = display_path(path)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise InputError(f"{display}: cannot read: {exc.strerror}") from None
-            spec = self.spec_for(path)
+        for source in sources:
+            display, spec = source.display, source.spec
+            data = source.read()
             key = hashlib.sha256(spec.fingerprint().encode() + b"\0" + data).hexdigest()
             result = self.cache.get(key, display) if self.cache else None
             if result is None:
@@ -191,15 +296,14 @@ class Linter:
             else:
                 cached += 1
             findings.extend(result.findings)
-            search = [str(path.parent), *self.search_path]
             findings.extend(
                 Finding(display, ref.line, ref.column, "missing-template", ref.severity, ref.message)
                 for ref in result.refs
-                if not any(os.path.isfile(os.path.join(folder, name)) for folder in search for name in ref.names)
+                if not any(os.path.isfile(os.path.join(folder, name)) for folder in source.search for name in ref.names)
             )
         if self.cache:
             self.cache.save()
-        return LintReport(sorted(findings), len(files), cached)
+        return LintReport(sorted(findings), len(sources), cached)
 
     def lint_bytes(self, data: bytes, display: str, spec: TemplateSpec) -> FileResult:
         try:
@@ -213,26 +317,48 @@ class Linter:
     def lint_source(self, source: str, display: str, spec: TemplateSpec) -> FileResult:
         issues: list[Issue] = []
         refs: list[TemplateRef] = []
-        if spec.declared:
+        if spec.declared and spec.style:
             issues.extend(whitespace_issues(source))
-        env = self._environment(spec.kind)
+        if not source.isascii():  # what a reviewer cannot see is never ASCII
+            issues.extend(invisible_issues(source))
+        env = self._environment(spec)
+        chat = spec.kind == "chat-template"
         try:
-            template = env.parse(source)
+            template = parse(env, source)
+            tree = walk_tree(template)
+            environment = CHAT_ENVIRONMENT if chat else "a Jinja built-in"
+            checks = check_nodes(template, env.filters, env.tests, environment, tree)
+            found = checks.issues
+            if chat:
+                found += injection_issues(tree) + text_issues(tree)
+            if spec.declared:
+                found += self._flow_issues(template, spec, env, tree.nodes)
         except jinja2.TemplateSyntaxError as exc:
             issues.append(Issue("syntax-error", exc.lineno or 1, exc.message or "syntax error"))
+        except RecursionError:
+            # A hostile template can nest an expression thousands deep: Jinja's parser or the checks give up.
+            issues.append(Issue("syntax-error", 1, "expressions nest too deeply to check; split them up"))
         else:
-            checks = check_nodes(template, env.filters, env.tests)
-            issues.extend(checks.issues)
+            issues.extend(found)
             refs = checks.refs
-            if spec.declared:
-                issues.extend(self._flow_issues(template, spec, env))
         return _Findings(display, source, spec).build(issues, refs)
 
-    def _flow_issues(self, template: jinja2.nodes.Template, spec: TemplateSpec, env: jinja2.Environment) -> list[Issue]:
-        contract = CHAT_TEMPLATE_INPUTS | CHAT_TEMPLATE_GLOBALS if spec.kind == "chat-template" else frozenset()
+    def _flow_issues(
+        self, template: jinja2.nodes.Template, spec: TemplateSpec, env: jinja2.Environment, walked: list | None = None
+    ) -> list[Issue]:
+        chat = spec.kind == "chat-template"
+        contract = CHAT_TEMPLATE_INPUTS | CHAT_TEMPLATE_GLOBALS if chat else frozenset()
         inputs = spec.variables | contract
-        globals_ = set(env.globals) | set(self.config.lint.globals)
-        flow = FlowAnalyzer(inputs, globals_, spec.untrusted).run(template)
+        globals_ = set(env.globals) | set(self.config.lint.globals) | set(spec.globals)
+        analyzer = FlowAnalyzer(
+            inputs,
+            globals_,
+            spec.untrusted,
+            chat=chat,
+            contract=CHAT_CONTRACT if chat else "",
+            collect_text=spec.max_tokens is not None,
+        )
+        flow = analyzer.run(template, walked)
         issues = flow.issues
         for name in sorted(spec.variables - flow.used_inputs - contract):
             issues.append(Issue("unused-input", 1, f"declared input '{name}' is never used"))
@@ -244,11 +370,13 @@ class Linter:
                 )
         return issues
 
-    def _environment(self, kind: TemplateKind) -> jinja2.Environment:
-        if kind not in self._environments:
+    def _environment(self, spec: TemplateSpec) -> jinja2.Environment:
+        key = (spec.kind, spec.filters, spec.tests)
+        if key not in self._environments:
             lint = self.config.lint
-            self._environments[kind] = make_environment(kind, filters=lint.filters, tests=lint.tests)
-        return self._environments[kind]
+            filters, tests = [*lint.filters, *spec.filters], [*lint.tests, *spec.tests]
+            self._environments[key] = make_environment(spec.kind, filters=filters, tests=tests)
+        return self._environments[key]
 
     def _engine_fingerprint(self) -> str:
         """Changes whenever the linter's code, Jinja or the config's lint section change."""
@@ -258,6 +386,14 @@ class Linter:
             digest.update(source.read_bytes())
         digest.update(self.config.lint.model_dump_json().encode())
         return digest.hexdigest()
+
+
+def parse(env: jinja2.Environment, source: str) -> jinja2.nodes.Template:
+    """`env.parse(source)` less the last step, attaching `env` to every node: that is for compiling.
+
+    The linter never compiles, and that walk is a tenth of parsing.
+    """
+    return jinja2.nodes.Template(Parser(env, source).subparse(), lineno=1)
 
 
 def _first_outside(paths: Iterable[Path], folders: Sequence[Path]) -> Path | None:
@@ -386,10 +522,13 @@ _MIXED = re.compile(r"^[ \t]*(?: \t|\t )", re.MULTILINE)
 
 def whitespace_issues(source: str) -> list[Issue]:
     issues = []
-    for pattern, rule, message in (
-        (_TRAILING, "trailing-whitespace", "trailing whitespace"),
-        (_MIXED, "mixed-indentation", "indentation mixes tabs and spaces"),
-    ):
+    checks = []
+    # Searching costs more than these tests of whether there can be a match at all.
+    if " \n" in source or "\t\n" in source or " \r" in source or "\t\r" in source or source.endswith((" ", "\t")):
+        checks.append((_TRAILING, "trailing-whitespace", "trailing whitespace"))
+    if "\t" in source:
+        checks.append((_MIXED, "mixed-indentation", "indentation mixes tabs and spaces"))
+    for pattern, rule, message in checks:
         line, counted = 1, 0
         for match in pattern.finditer(source):
             line += source.count("\n", counted, match.start())

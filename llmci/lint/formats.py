@@ -6,10 +6,9 @@ import json
 import re
 from collections.abc import Sequence
 
-from llmci import __version__, gha
+from llmci import __version__
 from llmci.lint.engine import Finding, LintReport
 from llmci.lint.rules import RULES, Severity
-from llmci.report.markdown import inline
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -31,6 +30,8 @@ def to_json(findings: Sequence[Finding]) -> str:
 
 
 def to_github(findings: Sequence[Finding]) -> str:
+    from llmci import gha
+
     return "".join(
         gha.annotation(
             _ANNOTATION_LEVEL[f.severity], f.message, file=f.path, line=f.line, col=f.column, title=f"llmci {f.rule}"
@@ -91,6 +92,8 @@ def to_sarif(findings: Sequence[Finding]) -> str:
 
 def summary_markdown(report: LintReport) -> str:
     """A job-summary table: counts first, then every error and warning."""
+    from llmci.report.markdown import inline
+
     errors, warnings, infos = (report.count(s) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
     icon = ":x:" if errors else (":warning:" if warnings else ":white_check_mark:")
     lines = [

@@ -42,17 +42,21 @@ RULES: dict[str, Rule] = {
             "undefined-variable",
             Severity.ERROR,
             "Variable used but not an input",
-            "The template reads a name that is not a declared input (`prompts[].variables`), a Jinja "
-            "global, or assigned on every path before the read (`set`, `for`, macro and call-block "
-            "arguments, `with`, imports). Rendering with StrictUndefined would fail. Declare the input, "
-            "assign it, or guard it with `is defined` / `| default(...)`.",
+            "The template reads a name that is not a declared input (`prompts[].variables`, or the "
+            "chat-template contract for `kind: chat-template`), a global (Jinja's, `lint.globals` or the "
+            "entry's `globals`), or assigned on every path before the read (`set`, `for`, macro and "
+            "call-block arguments, `with`, imports). Inside a macro, names are those of the macro's "
+            "definition scope as they are where the macro is called. Rendering with StrictUndefined would "
+            "fail. Declare the input, assign it, or guard it with `is defined` / `| default(...)`.",
         ),
         Rule(
             "possibly-undefined",
             Severity.WARNING,
             "Variable set on only some paths",
             "The name is assigned on some paths before this read but not on all of them (for example in "
-            "the `if` branch only). Assign it before the branch or in every branch.",
+            "the `if` branch only). A `set` inside a `for` body is gone at the next iteration, so a name "
+            "set only when `loop.first` is undefined from the second iteration on. Assign it before the "
+            "branch or in every branch; carry a value across iterations in a `namespace`.",
         ),
         Rule(
             "unused-input",
@@ -60,6 +64,16 @@ RULES: dict[str, Rule] = {
             "Declared input never used",
             "An input declared in `prompts[].variables` is never read by the template: the caller "
             "computes it for nothing, or the template forgot it.",
+        ),
+        Rule(
+            "optional-argument",
+            Severity.INFO,
+            "Optional chat-template argument",
+            "A `kind: chat-template` template tests a name that is not in the apply_chat_template contract "
+            "(`{% if enable_thinking %}`, `is defined`, `| default(...)`) and never uses it unguarded: it is "
+            "an optional keyword argument that callers may pass to apply_chat_template. Listed so a team "
+            "sees which arguments a template accepts; a name rendered or iterated without a guard is "
+            "`undefined-variable` instead.",
         ),
         Rule(
             "unsafe-access",
@@ -122,6 +136,53 @@ RULES: dict[str, Rule] = {
             Severity.INFO,
             "No final newline",
             "The file does not end with a newline.",
+        ),
+        Rule(
+            "conditional-injection",
+            Severity.ERROR,
+            "Template branches on message content to inject text",
+            "A chat template tests what a message says (a substring, prefix, suffix, regular expression or "
+            "equality on `content`, not on roles or types) and the branch emits natural-language text or "
+            "changes the system prompt: the shape of a backdoor that stays silent until a trigger phrase "
+            "appears. Templates that strip reasoning (`'</think>' in content`) emit no text and are not "
+            "flagged.",
+        ),
+        Rule(
+            "hidden-instruction",
+            Severity.ERROR,
+            "Instruction to the model hidden in a chat template",
+            'Static text of a chat template tells the model to override its instructions ("ignore previous '
+            'instructions"), to conceal something ("do not reveal", "without telling the user"), to take '
+            "on a jailbreak persona, or to always answer, say or recommend something. A template formats "
+            'messages; it has no business instructing the model. Forced-behaviour phrases ("always '
+            "answer\") inside the template's default system prompt (text after a system-role marker, or "
+            "assigned to a `*system*` variable) are its documented default and are not flagged.",
+        ),
+        Rule(
+            "invisible-characters",
+            Severity.ERROR,
+            "Invisible or bidirectional-control characters",
+            "Zero-width characters, bidirectional controls (Trojan Source), Unicode tag characters "
+            '(U+E0000-U+E007F, "ASCII smuggling": text a reviewer cannot see but a model reads) and other '
+            "default-ignorable code points. A reviewer sees something other than what runs. Checked "
+            "anywhere in any template, comments included; emoji joiners and presentation selectors between "
+            "non-ASCII symbols are allowed.",
+        ),
+        Rule(
+            "encoded-payload",
+            Severity.ERROR,
+            "Encoded text in a chat template",
+            "A long base64, hex, `\\x`/`\\u` escaped, percent-encoded or HTML-entity run in a chat template "
+            "decodes to readable text: a way to hide instructions from a reviewer. Binary-looking runs (hashes, "
+            "alphabets) that do not decode to text are not flagged.",
+        ),
+        Rule(
+            "remote-reference",
+            Severity.ERROR,
+            "URL or script tag in a chat template",
+            "A chat template emits a URL (`http://`, `https://`, `ftp://`, `ws://`) or a `<script>` / "
+            "`<iframe>` tag: a prompt that links or loads remote content is a way to exfiltrate a "
+            "conversation or plant content in the assistant's answer. Comments are not checked.",
         ),
     )
 }
