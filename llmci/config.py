@@ -433,7 +433,11 @@ class GitHubIssuesConfig(Section):
 
 class AlertsConfig(Section):
     repeat_interval: Duration = Field("4h", description="A firing alert is sent again after this long.")
-    cooldown: Duration = Field("15m", description="A resolved alert that fires again within this long reopens quietly.")
+    cooldown: Duration = Field(
+        "1h",
+        description="A recovered alert's resolved notice waits until it has stayed recovered this long; "
+        "a breach within it continues the incident without a notice (longer than the check schedule).",
+    )
     slack: SlackConfig | None = None
     email: EmailConfig | None = None
     github_issues: GitHubIssuesConfig | None = None

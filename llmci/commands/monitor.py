@@ -18,8 +18,9 @@ def monitor() -> None:
     llmci monitor rules --env ENV --out DIR          Prometheus alerting rules and a Grafana dashboard
     llmci monitor sample --env ENV --n 500 --out F   production records as a recorded eval dataset
 
-    Exit codes of check: 0 nothing critical, 1 a rule is at its critical level, 13 an alert could not
-    be delivered (the next run retries it), 2 usage or config error.
+    Exit codes of check: 0 nothing critical, 1 a rule is at its critical level (also when an alert
+    could not be delivered), 13 an alert could not be delivered (the next run retries it), 2 usage
+    or config error.
     """
 
 
@@ -52,7 +53,8 @@ def check(
     from llmci import gha
     from llmci.config import load_config
     from llmci.deploy.ledger import Ledger
-    from llmci.errors import ExitCode
+    from llmci.deploy.rollout import environment
+    from llmci.errors import AlertsUndelivered, ExitCode
     from llmci.fsutil import atomic_write_text
     from llmci.monitor.check import check as run_check
     from llmci.monitor.check import resolve_reference, window_bounds
@@ -62,6 +64,7 @@ def check(
     from llmci.registry import open_registry
 
     loaded = load_config(config_path)
+    environment(loaded, env)  # a known environment, before its name makes any store key
     settings = loaded.config.monitor
     store = open_registry(loaded).store
     start, end = window_bounds(window or settings.window)
@@ -90,12 +93,20 @@ def check(
             click.echo(f"  note: {note}", err=True)
     click.echo(f"dashboard: {out / 'monitor.html'}", err=True)
     if gha.in_actions():
-        gha.append_summary(summary)
+        gha.append_summary(summary_markdown(report, None))  # a job summary cannot show a file of the runner
         gha.set_output("level", report.level)
         gha.set_output("dashboard", str(out / "monitor.html"))
+    critical = report.level == "critical"  # the headline above named the critical findings
     if alerts:
-        _alert(loaded, env, store, report)
-    if report.level == "critical":  # the headline above named the critical findings
+        try:
+            _alert(loaded, env, store, report)
+        except AlertsUndelivered as exc:
+            if not critical:
+                raise
+            from llmci.cli import _report
+
+            _report(str(exc))  # said, and the critical breach's exit code wins: it is what a schedule watches
+    if critical:
         raise click.exceptions.Exit(ExitCode.FAILED)
 
 
@@ -115,12 +126,14 @@ def alert(env: str, config_path: Path | None, report_path: Path) -> None:
     from pydantic import ValidationError
 
     from llmci.config import load_config
+    from llmci.deploy.rollout import environment
     from llmci.errors import InputError, first_line
     from llmci.fsutil import display_path
     from llmci.monitor.report import MonitorReport
     from llmci.registry import open_registry
 
     loaded = load_config(config_path)
+    environment(loaded, env)
     try:
         report = MonitorReport.model_validate_json(report_path.read_bytes())
     except OSError as exc:

@@ -2,8 +2,12 @@
 
 An alert is a finding at level `warning` or `critical`, known by its
 fingerprint (`rule/env/model@version`). A finding at `ok` resolves it; a
-finding at `no_data`, or none at all, leaves it as it was: an alert never
-resolves because traffic stopped.
+finding at `no_data` leaves it as it was: an alert never resolves because
+traffic stopped. The report judges exactly the versions served now (each has
+a finding for every rule), so an alert with no finding at all is retired: its
+version no longer serves (a rollback away from it), or its rule is no longer
+in `monitor.rules`. A retired alert is resolved at once, saying why, and then
+forgotten.
 
 What was sent is kept in the registry store, `_monitor/ENV/alerts/state.json`,
 changed only by compare-and-swap. Scheduled checks may overlap, so a run
@@ -14,11 +18,20 @@ back to the state, so the next run sends it again, and is returned in the
 outcome (the CLI exits non-zero). A claim left by a run that died before it
 could write the result is sent again after `CLAIM_TTL`.
 
-Per channel, a firing alert is sent when it starts (or fires again), at once
-when its level changes, and again after `repeat_interval`; its recovery is
-sent once, to the channels that were told it fired. An alert that fires again
-within `cooldown` of resolving is the same incident (its GitHub issue is
-reopened); later, it is a new one.
+The state remembers when the last report it applied was generated. An older
+report (an old job re-run hours later) is refused: applying it would undo
+what newer reports found. The same report again (a re-run after exit 13) only
+sends what failed.
+
+Per channel, a firing alert is sent when it starts, at once when its level
+changes, and again after `repeat_interval`. Its recovery is held until the
+alert has stayed recovered for `cooldown`: a breach within that time is the
+same incident going on, and nothing is sent for the flap (neither resolved nor
+firing again). Once recovered for `cooldown`, one resolved notice goes to the
+channels that were told it fired (the GitHub issue is closed) and the incident
+is over: a later breach is a new one, with a new issue. The resolved notice
+goes out on the first run at least `cooldown` after the recovery; a breach seen
+before that run still continues the incident.
 """
 
 from __future__ import annotations
@@ -29,12 +42,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from llmci.config import AlertsConfig, parse_duration
-from llmci.errors import ConflictError, LlmciError, first_line
+from llmci.errors import ConflictError, InputError, IntegrityError, LlmciError, UsageError, first_line
 from llmci.monitor.notify import AlertGroup, Delivery, Notice, NoticeKind, Sender, senders_from_config
 from llmci.monitor.report import Finding, MonitorReport
 from llmci.registry.store import ObjectNotFound, PreconditionFailed, Store
@@ -49,6 +62,21 @@ CLAIM_TTL = timedelta(minutes=10)
 _ATTEMPTS = 20
 
 
+class StaleReport(UsageError):
+    """A report older than the last one the alert state applied (an old job re-run): it would undo newer news."""
+
+
+def _aware(text: str) -> str:
+    """`text` when it is an ISO 8601 time with a UTC offset (what every time in the state is)."""
+    if datetime.fromisoformat(text).tzinfo is None:
+        raise ValueError(f"'{text}' has no UTC offset")
+    return text
+
+
+#: An ISO 8601 time with its UTC offset (naive times cannot be compared with the run's).
+Stamp = Annotated[str, AfterValidator(_aware)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,10 +88,10 @@ class ChannelState(_Model):
     status: Literal["firing", "resolved"] | None = None
     level: Literal["warning", "critical"] | None = None
     kind: NoticeKind | None = None
-    last_sent: str | None = None
+    last_sent: Stamp | None = None
     #: The run sending it now; cleared when that run has written what happened.
     claim: str | None = None
-    claimed_at: str | None = None
+    claimed_at: Stamp | None = None
     #: Why the last send failed; the next run sends again.
     error: str | None = None
 
@@ -74,9 +102,12 @@ class AlertRecord(_Model):
     version: int
     status: Literal["firing", "resolved"]
     level: Literal["warning", "critical"]
-    first_fired: str
-    last_seen: str
-    resolved_at: str | None = None
+    first_fired: Stamp
+    last_seen: Stamp
+    #: When a report first found it ok (or found it no longer checked); its resolved notice waits `cooldown`.
+    resolved_at: Stamp | None = None
+    #: Why it was resolved without an `ok` finding (its version no longer serves, its rule is gone).
+    retired: str | None = None
     value: float | None = None
     threshold: float | None = None
     message: str = ""
@@ -88,7 +119,9 @@ class AlertRecord(_Model):
 class AlertState(_Model):
     format: Literal["llmci.alerts/1"] = FORMAT
     env: str
-    updated_at: str | None = None
+    updated_at: Stamp | None = None
+    #: `generated_at` of the newest report applied: an older one is refused, the same one only retries.
+    last_report: Stamp | None = None
     #: Fingerprint -> the alert.
     alerts: dict[str, AlertRecord] = Field(default_factory=dict)
 
@@ -100,6 +133,8 @@ class Plan:
     claim: str
     notices: dict[str, list[Notice]]
     busy: dict[str, list[str]]
+    #: The report was applied before (a re-run): only what failed was claimed again.
+    replay: bool = False
 
 
 @dataclass
@@ -138,6 +173,8 @@ class AlertOutcome:
     #: Fingerprints firing after this run.
     firing: list[str]
     channels: dict[str, ChannelOutcome]
+    #: The report had been applied before: only what failed then was sent again.
+    replay: bool = False
 
     @property
     def failed(self) -> bool:
@@ -147,6 +184,8 @@ class AlertOutcome:
     def lines(self) -> list[str]:
         """What firing, then one line per channel: what was sent, what failed and why."""
         firing = f"{self.env}: {_count(len(self.firing), 'alert')} firing"
+        if self.replay:
+            firing += " (this report was applied before: only what failed is sent again)"
         return [firing, *(c.summary for c in self.channels.values())]
 
     def failed_text(self) -> str:
@@ -171,12 +210,37 @@ def state_key(env: str) -> str:
 
 
 def load_state(store: Store, env: str) -> tuple[AlertState, str | None]:
-    """The environment's alert state and its ETag (None: no state yet)."""
+    """The environment's alert state and its ETag (None: no state yet); IntegrityError when it is damaged."""
+    key = state_key(env)
     try:
-        data, etag = store.read(state_key(env))
+        data, etag = store.read(key)
     except ObjectNotFound:
         return AlertState(env=env), None
-    return AlertState.model_validate_json(data), etag
+    try:
+        state = AlertState.model_validate_json(data)
+    except ValidationError as exc:
+        raise _damaged(key, _validation_problem(exc)) from None
+    if state.env != env:
+        raise _damaged(key, f"it is the state of environment '{state.env}', not '{env}'")
+    for fp, record in state.alerts.items():
+        if fp != f"{record.rule}/{env}/{record.model}@{record.version}":
+            raise _damaged(key, f"alert '{fp}' holds {record.rule} on {record.model}@{record.version}")
+    return state, etag
+
+
+def _damaged(key: str, problem: str) -> IntegrityError:
+    return IntegrityError(
+        f"the alert state {key} is damaged: {problem}",
+        hint="move it aside (the next run starts a fresh state; alerts still firing are sent again)",
+    )
+
+
+def _validation_problem(exc: ValidationError) -> str:
+    """The first problem pydantic found, one line: `where: what`."""
+    error = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    what = " ".join(str(error["msg"]).split())
+    return f"{where}: {what}" if where else what
 
 
 def _save(store: Store, state: AlertState, etag: str | None) -> str:
@@ -197,25 +261,31 @@ def decide(
     now: datetime,
     claim: str,
 ) -> tuple[AlertState, Plan]:
-    """The new state (with this run's claims in it) and the notices claimed; `state` is left as it was."""
+    """The new state (with this run's claims in it) and the notices claimed; `state` is left as it was.
+
+    StaleReport when `report` is older than the last report applied to `state`.
+    """
     repeat = timedelta(seconds=parse_duration(config.repeat_interval))
     cooldown = timedelta(seconds=parse_duration(config.cooldown))
     stamp = now.isoformat()
+    replay = _replay(state, report)
     alerts = {fp: record.model_copy(deep=True) for fp, record in state.alerts.items()}
-    firing_now = set()
-    for finding in report.findings:
-        fp = finding.fingerprint
-        record = alerts.get(fp)
-        if finding.level in FIRING:
-            firing_now.add(fp)
-            alerts[fp] = _fire(record, finding, stamp, now, cooldown)
-        elif finding.level == "ok" and record is not None and record.status == "firing":
-            record.status, record.resolved_at = "resolved", stamp
-            record.value, record.message = finding.value, finding.message
-    # A recovered incident past its cooldown is over: a new breach is a new incident (and a new issue).
-    for fp, record in list(alerts.items()):
-        if record.status == "resolved" and _older(record.resolved_at, now, cooldown) and _settled(record, channels):
-            del alerts[fp]
+    firing_now: set[str] = set()
+    if not replay:
+        # An incident whose resolved notice went out everywhere is over: a new breach is a new incident (and issue).
+        for fp, record in list(alerts.items()):
+            if _over(record, now, cooldown) and _settled(record, channels):
+                del alerts[fp]
+        for finding in report.findings:
+            fp = finding.fingerprint
+            record = alerts.get(fp)
+            if finding.level in FIRING:
+                firing_now.add(fp)
+                alerts[fp] = _fire(record, finding, stamp)
+            elif finding.level == "ok" and record is not None and record.status == "firing":
+                record.status, record.resolved_at = "resolved", stamp
+                record.value, record.message = finding.value, finding.message
+        _retire(alerts, report, stamp)
 
     notices: dict[str, list[Notice]] = {}
     busy: dict[str, list[str]] = {}
@@ -225,7 +295,10 @@ def decide(
             if sent.claim is not None and sent.error is None and not _older(sent.claimed_at, now, CLAIM_TTL):
                 busy.setdefault(channel, []).append(fp)
                 continue
-            kind = _kind(record, sent, fp in firing_now, now, repeat)
+            retry = sent.error is not None or sent.claim is not None  # failed, or claimed by a run that died
+            if replay and not retry:
+                continue  # the same report again: only what failed is sent again
+            kind = _kind(record, sent, retry, fp in firing_now, now, repeat, cooldown)
             if kind is None:
                 continue
             notices.setdefault(channel, []).append(_notice(fp, record, sent, kind, report))
@@ -233,14 +306,54 @@ def decide(
             if record.status == "firing":
                 sent.level = record.level
             sent.claim, sent.claimed_at, sent.error = claim, stamp, None
-    new = AlertState(env=report.env, updated_at=stamp, alerts=alerts)
-    return new, Plan(claim, notices, busy)
+    last_report = state.last_report if replay else _time(report.generated_at).isoformat()
+    new = AlertState(env=report.env, updated_at=stamp, last_report=last_report, alerts=alerts)
+    return new, Plan(claim, notices, busy, replay)
 
 
-def _fire(record: AlertRecord | None, finding: Finding, stamp: str, now: datetime, cooldown: timedelta) -> AlertRecord:
-    """The alert after a firing finding: a new incident, the same one again (within cooldown), or still firing."""
+def _replay(state: AlertState, report: MonitorReport) -> bool:
+    """True when `report` is the one the state applied last; StaleReport when it is older."""
+    if state.last_report is None:
+        return False
+    generated, last = _time(report.generated_at), _time(state.last_report)
+    if generated < last:
+        raise StaleReport(
+            f"{report.env}: the report was generated at {generated.isoformat()}, before the last report the "
+            f"alerts applied ({last.isoformat()}); applying it would undo what the newer report found",
+            hint="run `llmci monitor check` for a current report (the next scheduled check sends what is due)",
+        )
+    return generated == last
+
+
+def _time(iso: str) -> datetime:
+    """An ISO 8601 time (UTC when it has no offset)."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        raise InputError(f"the report's generated_at '{iso}' is not an ISO 8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _retire(alerts: dict[str, AlertRecord], report: MonitorReport, stamp: str) -> None:
+    """Resolve, saying why, the alerts the report no longer judges: their version or their rule is gone."""
+    judged = {finding.fingerprint for finding in report.findings}
+    served = {(finding.model, finding.version) for finding in report.findings}
+    for fp, record in alerts.items():
+        if fp in judged or record.retired is not None:
+            continue
+        ref = f"{record.model}@{record.version}"
+        if (record.model, record.version) not in served:
+            record.retired = f"{ref} no longer serves in {report.env}: the alert is no longer checked"
+        else:
+            record.retired = f"{record.rule} is no longer a rule of monitor.rules: the alert is no longer checked"
+        if record.status == "firing":
+            record.status, record.resolved_at = "resolved", stamp
+
+
+def _fire(record: AlertRecord | None, finding: Finding, stamp: str) -> AlertRecord:
+    """The alert after a firing finding: a new incident, or the one going on (firing, or recovered and held)."""
     level = "critical" if finding.level == "critical" else "warning"
-    if record is None or (record.status == "resolved" and _older(record.resolved_at, now, cooldown)):
+    if record is None:
         record = AlertRecord(
             rule=finding.rule,
             model=finding.model,
@@ -250,18 +363,28 @@ def _fire(record: AlertRecord | None, finding: Finding, stamp: str, now: datetim
             first_fired=stamp,
             last_seen=stamp,
         )
-    record.status, record.resolved_at, record.level, record.last_seen = "firing", None, level, stamp
+    record.status, record.resolved_at, record.retired = "firing", None, None
+    record.level, record.last_seen = level, stamp
     record.value, record.threshold, record.message = finding.value, finding.threshold, finding.message
     return record
 
 
-def _kind(record: AlertRecord, sent: ChannelState, seen: bool, now: datetime, repeat: timedelta) -> NoticeKind | None:
+def _kind(
+    record: AlertRecord,
+    sent: ChannelState,
+    retry: bool,
+    seen: bool,
+    now: datetime,
+    repeat: timedelta,
+    cooldown: timedelta,
+) -> NoticeKind | None:
     """What this channel must be sent about this alert now, if anything."""
-    retry = sent.error is not None or sent.claim is not None  # failed, or claimed by a run that died
     if record.status == "resolved":
-        if sent.status == "firing" or (retry and sent.status == "resolved"):
+        if sent.status == "firing" and _due(record, now, cooldown):
             return "resolved"
-        return None
+        if retry and sent.status == "resolved":
+            return "resolved"
+        return None  # recovered, held for `cooldown` (a failed firing notice is then sent as resolved)
     if sent.status != "firing":
         return "reopened" if sent.status == "resolved" else "firing"
     if sent.level != record.level:
@@ -274,7 +397,18 @@ def _kind(record: AlertRecord, sent: ChannelState, seen: bool, now: datetime, re
     return None
 
 
+def _due(record: AlertRecord, now: datetime, cooldown: timedelta) -> bool:
+    """The resolved notice may go out: the alert was retired, or has stayed recovered for `cooldown`."""
+    return record.retired is not None or _older(record.resolved_at, now, cooldown)
+
+
+def _over(record: AlertRecord, now: datetime, cooldown: timedelta) -> bool:
+    """The incident is over once resolved past its hold (and, see `_settled`, told so everywhere)."""
+    return record.status == "resolved" and _due(record, now, cooldown)
+
+
 def _notice(fp: str, record: AlertRecord, sent: ChannelState, kind: NoticeKind, report: MonitorReport) -> Notice:
+    retired = record.retired if kind == "resolved" else None
     return Notice(
         fingerprint=fp,
         kind=kind,
@@ -283,7 +417,8 @@ def _notice(fp: str, record: AlertRecord, sent: ChannelState, kind: NoticeKind, 
         previous_level=sent.level if kind == "level_changed" else None,
         model=record.model,
         version=record.version,
-        message=record.message,
+        message=retired or record.message,
+        retired=retired is not None,
         first_fired=record.first_fired,
         value=record.value,
         threshold=record.threshold,
@@ -320,6 +455,8 @@ def claim_alerts(
 ) -> tuple[Plan, AlertState]:
     """Decide and write the state with this run's claims (compare-and-swap, decided again when it loses)."""
     claim = uuid.uuid4().hex[:12]
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
     for _ in range(_ATTEMPTS):
         state, etag = load_state(store, report.env)
         new, plan = decide(state, report, config, channels, now, claim)
@@ -381,6 +518,7 @@ def dispatch_alerts(
         env=report.env,
         firing=sorted(fp for fp, r in state.alerts.items() if r.status == "firing"),
         channels={s.channel: ChannelOutcome(s.channel, busy=plan.busy.get(s.channel, [])) for s in senders},
+        replay=plan.replay,
     )
     deliveries: dict[str, Delivery] = {}
     for sender in senders:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 #: The columns the measures read; the drift tests add theirs.
 METRIC_COLUMNS = (
+    "sample_rate",
     "model",
     "version",
     "kind",
@@ -56,6 +57,9 @@ METRIC_COLUMNS = (
 DRIFT_COLUMNS = ("prompt_chars", "non_ascii_share", "charset", "oov_share", "vars", "output", "output_chars")
 #: Drift over time is measured in at most this many steps of the window.
 DRIFT_STEPS = 12
+NO_REFERENCE = (
+    "drift not measured: no reference (monitor.drift.reference; the default needs an eval suite with a dataset)"
+)
 _LEVELS: dict[str, int] = {"ok": 0, "no_data": 0, "warning": 1, "critical": 2}
 
 
@@ -141,26 +145,34 @@ def check(
         series=window.series(config, drift),
         deploys=[_mark(event) for event in events or [] if start.isoformat() <= event.at < end.isoformat()],
         links=links or Links(),
-        notes=[*notes, *cluster.notes],
+        notes=[*notes, *cluster.notes, *([] if reference else [NO_REFERENCE])],
     )
 
 
 def judge(health: VersionHealth, env: str, config: MonitorConfig) -> list[Finding]:
-    """Each configured rule on one version; with too few requests, one `no_data` finding at its level."""
+    """Each configured rule on one version.
+
+    With fewer than `min_requests` requests, a `no_data` finding at its configured
+    level, and the rules measured on requests keep whatever state they had (a
+    version that went quiet has not recovered); the rules measured on the
+    cluster (replica health, resources) are judged all the same: an outage with
+    no traffic is still an outage.
+    """
     where = {"env": env, "model": health.model, "version": health.version}
-    if health.requests < config.min_requests:
+    quiet = health.requests < config.min_requests
+    if quiet:
         message = f"{health.ref} answered {health.requests} requests in the window (rules need {config.min_requests})"
         findings = [Finding(rule="no_data", level=config.no_data, message=message, **where)]
-        # Each rule keeps whatever state it had: a version that went quiet has not recovered.
-        return findings + [
-            Finding(rule=name, level="no_data", message=message, **where) for name in sorted(config.rules)
-        ]
-    findings = [Finding(rule="no_data", level="ok", message=f"{health.requests} requests", **where)]
+    else:
+        findings = [Finding(rule="no_data", level="ok", message=f"{health.requests} requests", **where)]
     for name, threshold in sorted(config.rules.items()):
-        value = health.metrics.get(name)
         metric = METRICS[name]
+        value = health.metrics.get(name)
+        if quiet and not metric.cluster:
+            findings.append(Finding(rule=name, level="no_data", message=findings[0].message, **where))
+            continue
         if value is None:
-            findings.append(Finding(rule=name, level="no_data", message=f"{name}: not measured", **where))
+            findings.append(Finding(rule=name, level="no_data", message=f"{health.ref}: {name} not measured", **where))
             continue
         level, limit = "ok", None
         for candidate in ("critical", "warning"):
@@ -201,28 +213,33 @@ class _Window:
         self.table, self.start, self.end, self.bucket_s = table, start, end, bucket_s
         self.seconds = max((end - start).total_seconds(), 1e-9)
         status = table["status"]
+        # A record stands for 1/sample_rate requests (monitor.record.sample): counts and sums are estimates.
+        weight = pc.divide(1.0, pc.fill_null(table["sample_rate"].cast("float64"), 1.0))
+
+        def weighted(flags: pa.ChunkedArray) -> pa.ChunkedArray:
+            return pc.multiply(flags.cast("float64"), weight)
+
         self.work = pa.table(
             {
                 "step": _step_index(table["time"], start, bucket_s),
                 "model": table["model"],
                 "version": table["version"],
                 "shadow": pc.equal(table["kind"], "shadow"),
-                "live": pc.equal(table["kind"], "live").cast("int64"),
-                "error": pc.greater_equal(status, 500).cast("int64"),
-                "answered": pc.less(status, 400).cast("int64"),
-                "empty": pc.and_(pc.less(status, 400), pc.equal(pc.fill_null(table["output_chars"], 0), 0)).cast(
-                    "int64"
-                ),
+                "weight": weight,
+                "live": weighted(pc.equal(table["kind"], "live")),
+                "error": weighted(pc.greater_equal(status, 500)),
+                "answered": weighted(pc.less(status, 400)),
+                "empty": weighted(pc.and_(pc.less(status, 400), pc.equal(pc.fill_null(table["output_chars"], 0), 0))),
                 "latency_ms": table["latency_ms"],
                 "queue_ms": table["queue_ms"],
-                "input_tokens": table["input_tokens"].cast("int64"),
-                "output_tokens": table["output_tokens"].cast("int64"),
-                "cost_usd": table["cost_usd"],
+                "input_tokens": weighted(pc.fill_null(table["input_tokens"], 0)),
+                "output_tokens": weighted(pc.fill_null(table["output_tokens"], 0)),
+                "cost_usd": weighted(table["cost_usd"]),
                 "replica": table["replica"],
             }
         ).filter(pc.is_valid(table["version"]))
         common = [
-            ("version", "count"),
+            ("weight", "sum"),
             ("error", "sum"),
             ("live", "sum"),
             ("cost_usd", "sum"),
@@ -260,20 +277,20 @@ class _Window:
         row = self.totals.get((model, version, shadow))
         if row is None:
             return VersionHealth(model=model, version=version, requests=0, errors=0, traffic_share=0.0)
-        requests, errors = row["version_count"], row["error_sum"]
+        requests, errors = round(row["weight_sum"]), round(row["error_sum"])
         model_live = sum(r["live_sum"] for (m, _, s), r in self.totals.items() if m == model and not s)
         latency, queue = row["latency_ms_tdigest"] or [], row["queue_ms_tdigest"] or []
-        tokens = row["input_tokens_sum"] + row["output_tokens_sum"]
+        tokens = round(row["input_tokens_sum"] + row["output_tokens_sum"])
         steps = [r for r in self.steps if (r["model"], r["version"], r["shadow"]) == (model, version, shadow)]
         cost = self._cost(row, steps, config, requests, tokens)
         metrics: dict[str, float | None] = {
-            "error_rate": errors / requests,
-            "availability": 1 - errors / requests,
+            "error_rate": row["error_sum"] / row["weight_sum"],
+            "availability": 1 - row["error_sum"] / row["weight_sum"],
             "latency_p50_ms": _finite(latency, 0),
             "latency_p95_ms": _finite(latency, 1),
             "latency_p99_ms": _finite(latency, 2),
             "queue_p95_ms": _finite(queue, 0),
-            "throughput_rps": requests / self.seconds,
+            "throughput_rps": row["weight_sum"] / self.seconds,
             "cost_per_1k_tokens_usd": cost.per_1k_tokens_usd,
             "cost_per_request_usd": cost.per_request_usd,
             "empty_output_share": row["empty_sum"] / row["answered_sum"] if row["answered_sum"] else None,
@@ -285,8 +302,8 @@ class _Window:
             errors=errors,
             traffic_share=row["live_sum"] / model_live if model_live else 0.0,
             metrics=metrics,
-            input_tokens=row["input_tokens_sum"],
-            output_tokens=row["output_tokens_sum"],
+            input_tokens=round(row["input_tokens_sum"]),
+            output_tokens=round(row["output_tokens_sum"]),
             cost=cost,
         )
 
@@ -332,8 +349,8 @@ class _Window:
                     start=(self.start + timedelta(seconds=step * self.bucket_s)).isoformat(),
                     model=model,
                     version=version,
-                    requests=r["version_count"],
-                    errors=r["error_sum"],
+                    requests=round(r["weight_sum"]),
+                    errors=round(r["error_sum"]),
                     traffic_share=r["live_sum"] / total if total else 0.0,
                     latency_p50_ms=_finite(quantiles, 0),
                     latency_p95_ms=_finite(quantiles, 1),
@@ -358,13 +375,14 @@ class _Drift:
         import numpy as np
         import pyarrow.compute as pc
 
-        from llmci.monitor.drift import descriptor_table
+        from llmci.monitor.drift import VARS_PREFIX, descriptor_table
 
         self.config = config
         self.reference = descriptor_table(reference.table, reference.labels)
         self.step_s = max(window.bucket_s, window.seconds / DRIFT_STEPS)
         pool = pool.filter(pc.is_valid(pool["version"]))
-        self.sample = descriptor_table(pool, reference.labels)
+        known = [name.removeprefix(VARS_PREFIX) for name in self.reference.column_names if name.startswith(VARS_PREFIX)]
+        self.sample = descriptor_table(pool, reference.labels, vars_keys=known)
         self.outputs = pool["output"]
         self.status = pool["status"].to_numpy(zero_copy_only=False)
         self.full_outputs = (
@@ -554,8 +572,13 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def resolve_reference(loaded: LoadedConfig, env: str, store: Store, spec: str | None) -> Reference:
+def resolve_reference(loaded: LoadedConfig, env: str, store: Store, spec: str | None) -> Reference | None:
+    """The drift reference `spec` names (default monitor.drift.reference); None when the default `suite`
+    has no suite with a dataset to be (drift is then not measured, and the report says so)."""
+    given = spec
     spec = spec or loaded.config.monitor.drift.reference
+    if spec == "suite" and given is None and not any(s.dataset for s in loaded.config.eval.suites.values()):
+        return None
     if spec == "suite" or spec.startswith("suite:"):
         return suite_reference(loaded, spec.partition(":")[2] or None, env)
     if spec.startswith("window:"):

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -75,17 +76,23 @@ FEW_VALUES = 5
 #: What a hashed text or vars value starts with (llmci.monitor.records.private).
 HASHED = "sha256:"
 VARS_PREFIX = "vars."
+#: Vars keys described when no reference names them (a client can send any number of keys).
+MAX_VARS_KEYS = 20
 
 
 # -- descriptors ---------------------------------------------------------------------------
 
 
-def descriptor_table(records: pa.Table, labels: Collection[str] | None = None) -> pa.Table:
+def descriptor_table(
+    records: pa.Table, labels: Collection[str] | None = None, vars_keys: Collection[str] | None = None
+) -> pa.Table:
     """The descriptors of each record: numeric sizes and shares, charset, label, empty_output, `vars.KEY`.
 
     Any record column may be missing: a descriptor is derived from what is there (prompt_chars,
     non_ascii_share and charset from a full-text prompt when they were not recorded) or left out.
     `label` is the stripped output when it is one of `labels`, else OTHER; it needs outputs in full.
+    Vars become columns for `vars_keys` only (the reference's: clients choose the keys of their
+    requests), or, without them, for the MAX_VARS_KEYS most frequent keys.
     """
     import pyarrow as pa
 
@@ -111,7 +118,7 @@ def descriptor_table(records: pa.Table, labels: Collection[str] | None = None) -
     if empty is not None:
         columns["empty_output"] = empty
     if "vars" in records.column_names:
-        columns.update(_vars_columns(records["vars"]))
+        columns.update(_vars_columns(records["vars"], vars_keys))
     return pa.table(columns)
 
 
@@ -181,7 +188,7 @@ def _empty_output(records: pa.Table, output: pa.ChunkedArray | None) -> pa.Chunk
     return None if empty.null_count == len(empty) else empty
 
 
-def _vars_columns(column: pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
+def _vars_columns(column: pa.ChunkedArray, allowed: Collection[str] | None) -> dict[str, pa.ChunkedArray]:
     """One column per key of the vars JSON: numbers as float64, anything else as capped categories."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -193,7 +200,11 @@ def _vars_columns(column: pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
     # Requests of one product share their vars: parse each distinct JSON text once.
     encoded = texts.dictionary_encode()
     parsed = [_parse_object(text) for text in encoded.dictionary.to_pylist()]
-    keys = list(dict.fromkeys(key for variables in parsed for key in variables))
+    if allowed is not None:
+        keys = [key for key in dict.fromkeys(allowed) if any(key in variables for variables in parsed)]
+    else:
+        seen = Counter(key for variables in parsed for key in variables)
+        keys = [key for key, _ in seen.most_common(MAX_VARS_KEYS)]
     columns = {}
     for key in keys:
         values = [variables.get(key) for variables in parsed]

@@ -12,6 +12,8 @@ class Metric:
     unit: str
     #: `above`: a value above the threshold breaches it; `below`: a value below does.
     breach: Literal["above", "below"] = "above"
+    #: Measured on the cluster (Serve, Prometheus), not on requests: judged even when traffic is too thin.
+    cluster: bool = False
 
 
 METRICS: dict[str, Metric] = {
@@ -24,10 +26,10 @@ METRICS: dict[str, Metric] = {
     "throughput_rps": Metric("Requests per second over the window.", "req/s", "below"),
     "cost_per_1k_tokens_usd": Metric("Cost per 1,000 tokens (input and output).", "USD"),
     "cost_per_request_usd": Metric("Cost per request.", "USD"),
-    "unhealthy_replicas": Metric("Replicas of the version Serve does not report RUNNING.", "replicas"),
-    "cpu_percent": Metric("CPU use of the version's replicas (Prometheus).", "%"),
-    "memory_mb": Metric("Resident memory of the version's replicas (Prometheus).", "MB"),
-    "gpu_percent": Metric("GPU use of the version's nodes (Prometheus).", "%"),
+    "unhealthy_replicas": Metric("Replicas of the version Serve does not report RUNNING.", "replicas", cluster=True),
+    "cpu_percent": Metric("CPU use of the version's replicas (Prometheus).", "%", cluster=True),
+    "memory_mb": Metric("Resident memory of the version's replicas (Prometheus).", "MB", cluster=True),
+    "gpu_percent": Metric("GPU use of the version's replicas (Prometheus).", "%", cluster=True),
     "drifted_descriptors": Metric("Input and output descriptors whose drift test fired.", "descriptors"),
     "empty_output_share": Metric("Share of answers that are empty or refusals.", "ratio"),
 }

@@ -4,7 +4,14 @@
 notices for one environment travel as one `AlertGroup`: Slack and e-mail get
 one message per group (Alertmanager's `group_by: [env]`); GitHub gets one
 issue per incident, commented on when the alert repeats or changes level,
-closed when it resolves and reopened when it fires again within the cooldown.
+closed (with a comment saying why) when it resolves, and reopened if it fires
+again before the state forgot it.
+
+What a notice says comes partly from request records and the alert state
+(model names, finding messages), so it is escaped for each channel: Slack's
+`&`, `<` and `>` (no `<!channel>`, no links), HTML in e-mail, and
+`llmci.report.markdown.inline` in GitHub issues (no mentions, links, images or
+HTML); issue titles are one plain line of at most 256 characters.
 
 Every message links the dashboard, the deploy that preceded the breach and
 the rollback (the deploy workflow's page, and the `llmci deploy rollback`
@@ -19,6 +26,7 @@ replies and connection errors; any other refusal fails at once.
 from __future__ import annotations
 
 import html
+import re
 import smtplib
 import ssl
 import time
@@ -36,6 +44,7 @@ from llmci.eval.http import RetryPolicy
 from llmci.monitor.metrics import METRICS
 from llmci.monitor.report import DeployMark
 from llmci.redact import redact_userinfo, without_userinfo
+from llmci.report.markdown import inline
 
 if TYPE_CHECKING:
     from llmci.report.github import GitHub
@@ -47,6 +56,8 @@ SLACK_POLICY = RetryPolicy(retries=2, backoff_s=2.0)
 SMTP_POLICY = RetryPolicy(retries=2, backoff_s=5.0)
 #: Slack allows 50 blocks a message; alerts past this many are counted, not shown (the dashboard lists them all).
 SLACK_MAX_NOTICES = 20
+#: GitHub refuses an issue title longer than this.
+TITLE_MAX = 256
 
 
 class NotifyError(AlertsUndelivered):
@@ -70,6 +81,8 @@ class Notice:
     threshold: float | None = None
     previous_level: str | None = None
     resolved_at: str | None = None
+    #: Resolved because it is no longer checked (its version no longer serves, its rule is gone): `message` says why.
+    retired: bool = False
     #: The incident's GitHub issue, once one was opened.
     issue: int | None = None
     #: The newest deploy of the version (what probably caused the breach).
@@ -83,7 +96,7 @@ class Notice:
         what = f"{self.rule} on {self.ref}"
         level = self.level.upper()
         if self.kind == "resolved":
-            return f"RESOLVED {what}"
+            return f"RESOLVED (no longer checked) {what}" if self.retired else f"RESOLVED {what}"
         if self.kind == "level_changed":
             return f"{(self.previous_level or '?').upper()} → {level} {what}"
         if self.kind == "repeat":
@@ -198,6 +211,22 @@ def _http(url: str | None) -> str | None:
     return without_userinfo(url) if url and url.startswith(("https://", "http://")) else None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What would end or split a link's target in Markdown (`)`, a space) or in Slack (`|`, `>`): percent-encoded.
+_URL_BREAKERS = re.compile(r"[\s()<>|\[\]`\"'\\]")
+
+
+def plain(text: str, limit: int) -> str:
+    """`text` on one line (control characters and runs of white space become one space), at most `limit` long."""
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _encoded_url(url: str) -> str:
+    """`url` with every character that could end its link's target percent-encoded (the same address)."""
+    return _URL_BREAKERS.sub(lambda match: "".join(f"%{byte:02X}" for byte in match.group().encode()), url)
+
+
 def render_text(group: AlertGroup) -> str:
     """The plain-text message: the e-mail's text part."""
     lines = [group.title(), ""]
@@ -257,14 +286,21 @@ def render_html(group: AlertGroup) -> str:
 
 
 def _mrkdwn(text: str) -> str:
-    """Text as Slack shows it literally (Slack reads &, < and > as markup)."""
+    """Text as Slack shows it literally (Slack reads &, < and > as markup: links, `<!channel>`, `<@U123>`)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_link(url: str, text: str) -> str:
+    """`<url|text>`: a link whose target and text cannot close it or start another."""
+    return f"<{_mrkdwn(_encoded_url(url))}|{_mrkdwn(text)}>"
 
 
 def slack_payload(group: AlertGroup) -> dict[str, Any]:
     """The Block Kit message (header, a section per alert, context, buttons) and its `text` fallback."""
     shown, hidden = group.notices[:SLACK_MAX_NOTICES], len(group.notices) - SLACK_MAX_NOTICES
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": group.title()[:150]}}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": plain(group.title(), 150)}}
+    ]
     for notice in shown:
         mark = (
             ":white_check_mark:"
@@ -274,14 +310,14 @@ def slack_payload(group: AlertGroup) -> dict[str, Any]:
         fields = [{"type": "mrkdwn", "text": f"*{label}*\n{_mrkdwn(text)}"} for label, text in notice.facts()]
         run_url = _http(notice.deploy.workflow_run_url) if notice.deploy else None
         if run_url:
-            fields.append({"type": "mrkdwn", "text": f"*Deploy run*\n<{run_url}|workflow run>"})
+            fields.append({"type": "mrkdwn", "text": f"*Deploy run*\n{_slack_link(run_url, 'workflow run')}"})
         text = f"{mark} *{_mrkdwn(notice.headline())}*\n{_mrkdwn(notice.message)}"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}, "fields": fields[:10]})
     if hidden > 0:
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {hidden} more on the dashboard"}]}
         )
-    context = f"Roll back: `{group.rollback_command}`"
+    context = f"Roll back: `{_mrkdwn(group.rollback_command)}`"
     dashboard, rollback = _http(group.dashboard), _http(group.rollback)
     if group.dashboard and not dashboard:
         context += f"  ·  Dashboard: {_mrkdwn(group.dashboard)}"  # a file path: shown, not linked
@@ -295,11 +331,12 @@ def slack_payload(group: AlertGroup) -> dict[str, Any]:
         buttons.append(_button("Check run", _http(group.run) or "", "run", None))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
+    # The text of the notification (and of clients without blocks) is mrkdwn too: escaped the same way.
     fallback = [group.title(), *(f"- {n.headline()}: {n.message}" for n in shown)]
     if hidden > 0:
         fallback.append(f"- and {hidden} more")
     fallback.append(f"Roll back: {group.rollback_command}")
-    return {"text": "\n".join(fallback)[:3000], "blocks": blocks}
+    return {"text": _mrkdwn("\n".join(fallback))[:3000], "blocks": blocks}
 
 
 def _button(text: str, url: str, action_id: str, style: str | None) -> dict[str, Any]:
@@ -315,27 +352,36 @@ def _button(text: str, url: str, action_id: str, style: str | None) -> dict[str,
 
 
 def render_markdown(notice: Notice, group: AlertGroup) -> str:
-    """A GitHub issue body or comment about one alert."""
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = [f"**{notice.headline()}** in `{group.env}`", "", notice.message, "", "| | |", "| --- | --- |"]
-    lines += [f"| {label} | {cell(text)} |" for label, text in notice.facts()]
-    if notice.deploy is not None and _http(notice.deploy.workflow_run_url):
-        lines.append(f"| Deploy run | [workflow run]({_http(notice.deploy.workflow_run_url)}) |")
+    """A GitHub issue body or comment about one alert; what came from records or the state is escaped."""
+    lines = [f"**{inline(notice.headline())}** in {_code(group.env)}", "", inline(notice.message, 2000)]
+    lines += ["", "| | |", "| --- | --- |"]
+    lines += [f"| {label} | {inline(text)} |" for label, text in notice.facts()]
+    run_url = _http(notice.deploy.workflow_run_url) if notice.deploy is not None else None
+    if run_url:
+        lines.append(f"| Deploy run | [workflow run]({_encoded_url(run_url)}) |")
     lines.append("")
     links = []
-    if _http(group.dashboard):
-        links.append(f"[Dashboard]({_http(group.dashboard)})")
-    rollback = f"roll back with `{group.rollback_command}`"
-    if _http(group.rollback):
-        rollback = f"roll back with the [deploy workflow]({_http(group.rollback)}) or `{group.rollback_command}`"
+    dashboard, rollback_url, check_run = _http(group.dashboard), _http(group.rollback), _http(group.run)
+    if dashboard:
+        links.append(f"[Dashboard]({_encoded_url(dashboard)})")
+    rollback = f"roll back with {_code(group.rollback_command)}"
+    if rollback_url:
+        rollback = (
+            f"roll back with the [deploy workflow]({_encoded_url(rollback_url)}) or {_code(group.rollback_command)}"
+        )
     links.append(rollback[0].upper() + rollback[1:] if not links else rollback)
-    if _http(group.run):
-        links.append(f"[check run]({_http(group.run)})")
+    if check_run:
+        links.append(f"[check run]({_encoded_url(check_run)})")
     lines.append(" · ".join(links))
     return "\n".join(lines) + "\n"
+
+
+def _code(text: str) -> str:
+    """`text` as a Markdown code span (nothing inside is rendered, linked or mentioned) it cannot close."""
+    text = plain(text, 200)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 # -- Slack ----------------------------------------------------------------------------------
@@ -424,7 +470,7 @@ class EmailSender:
 
     def message(self, group: AlertGroup) -> EmailMessage:
         msg = EmailMessage()
-        msg["Subject"] = group.title()
+        msg["Subject"] = plain(group.title(), 200)
         msg["From"] = self.config.sender
         msg["To"] = ", ".join(self.config.to)
         msg["Date"] = formatdate(usegmt=True)
@@ -513,7 +559,7 @@ def _refused(recipients: Mapping[str, tuple[int, bytes | str]]) -> str:
 
 
 class GitHubIssueSender:
-    """One issue per incident: opened on first fire, commented on, closed on recovery, reopened within cooldown."""
+    """One issue per incident: opened on first fire, commented on, closed on recovery (reopened if it fires again)."""
 
     channel = "github"
 
@@ -555,7 +601,7 @@ class GitHubIssueSender:
             self.github.set_issue_state(notice.issue, "closed")
             return notice.issue, "closed"
         if notice.issue is None:
-            title = f"{notice.level.upper()}: {notice.rule} on {notice.ref} in {group.env}"
+            title = plain(f"{notice.level.upper()}: {notice.rule} on {notice.ref} in {group.env}", TITLE_MAX)
             opened = self.github.open_issue(
                 key=f"{notice.fingerprint}/{notice.first_fired}", title=title, body=body, labels=self.labels
             )

@@ -57,9 +57,14 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "finish_reason": ("string", "stop or length."),
     "replica": ("string", "The model replica that answered (replica-seconds for cost)."),
     "request_id": ("string", "The answer's id."),
+    "sample_rate": ("float32", "The share of requests recorded when this one was (monitor.record.sample)."),
 }
 
 Privacy = Literal["full", "hashed", "dropped"]
+#: The largest part a reader takes: the store is shared, and a part planted there must not exhaust memory.
+MAX_PART_BYTES = 256 * 2**20
+#: Characters of a prompt, vars or answer kept in a record: a client's megabyte prompt is not kept whole.
+MAX_TEXT = 8192
 
 
 class RecordSettings(BaseModel):
@@ -93,11 +98,13 @@ def schema() -> pa.Schema:
 
 
 def private(text: str | None, mode: Privacy) -> str | None:
-    """`text` as the privacy setting allows it to be kept."""
+    """`text` as the privacy setting allows it to be kept; a full text past MAX_TEXT is cut (and says so)."""
     if text is None or mode == "dropped":
         return None
     if mode == "hashed":
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    if len(text) > MAX_TEXT:
+        return f"{text[:MAX_TEXT]}[… {len(text) - MAX_TEXT} more characters not recorded]"
     return text
 
 
@@ -140,20 +147,25 @@ class RecordBuffer:
     """Bounded, never-blocking buffer of records with a retried flush (one per router replica)."""
 
     max_buffered: int = 20_000
+    #: The texts held, in characters: with MAX_TEXT per field the buffer stays near this, whatever is sent.
+    max_chars: int = 32_000_000
     rows: list[dict[str, Any]] = field(default_factory=list)
+    chars: int = 0
     #: Records dropped because the buffer was full, or because every write attempt failed.
     dropped: int = 0
     written: int = 0
     failed_writes: int = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        if len(self.rows) >= self.max_buffered:
+        size = _chars(row)
+        if len(self.rows) >= self.max_buffered or self.chars + size > self.max_chars:
             self.dropped += 1
             return
         self.rows.append(row)
+        self.chars += size
 
     def take(self) -> list[dict[str, Any]]:
-        rows, self.rows = self.rows, []
+        rows, self.rows, self.chars = self.rows, [], 0
         return rows
 
     def flush(self, store: Store, env: str, attempts: int = 3, backoff_s: float = 0.5) -> None:
@@ -175,8 +187,14 @@ class RecordBuffer:
             self.written += len(rows)
             return
         room = max(self.max_buffered - len(self.rows), 0)
-        self.rows[:0] = rows[-room:] if room else []  # the next flush tries the newest again
-        self.dropped += len(rows) - min(room, len(rows))
+        kept = rows[-room:] if room else []  # the next flush tries the newest again
+        self.rows[:0] = kept
+        self.chars += sum(map(_chars, kept))
+        self.dropped += len(rows) - len(kept)
+
+
+def _chars(row: dict[str, Any]) -> int:
+    return sum(len(value) for value in row.values() if isinstance(value, str))
 
 
 def hours(start: datetime, end: datetime) -> Iterable[datetime]:
@@ -233,17 +251,24 @@ def read_window_sampled(
     parts, notes = [], []
     for key in part_keys(store, env, start, end):
         try:
-            data, _ = store.read(key)
-            parts.append((key, data, pq.read_metadata(pa.BufferReader(data)).num_rows))
+            data, _ = store.read(key, limit=MAX_PART_BYTES + 1)
+            if len(data) > MAX_PART_BYTES:
+                raise ValueError(f"larger than {MAX_PART_BYTES // 2**20} MiB; llmci writes parts of a few MiB")
+            parts.append((key, data, pq.read_metadata(pa.BufferReader(data))))
         except Exception as exc:  # one bad part must not hide the rest of the window
             notes.append(f"{key}: unreadable part skipped ({first_line(exc)})")
-    total = sum(rows for _, _, rows in parts)
+    total = sum(metadata.num_rows for _, _, metadata in parts)
     rate = min(1.0, sample_size / total) if total and sample_size else 0.0
     rng = np.random.default_rng(seed)
     tables, samples = [], []
-    for key, data, _ in parts:
+    for key, data, metadata in parts:
         try:
-            table = pq.read_table(pa.BufferReader(data), columns=everything)
+            present = set(metadata.schema.names)
+            table = pq.read_table(pa.BufferReader(data), columns=[name for name in everything if name in present])
+            for name in everything:  # a column an older writer did not have: all null
+                if name not in present:
+                    table = table.append_column(name, pa.nulls(table.num_rows, expected.field(name).type))
+            table = table.select(everything)
             if table.schema != expected:  # an older writer's types: cast, or skip the part
                 table = table.cast(expected)
         except Exception as exc:

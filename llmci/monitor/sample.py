@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from llmci.registry.store import Store
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"(?<!\w)\+?\d[\d ().-]{7,}\d(?!\w)")
+_PHONE = re.compile(r"(?<![\w.-])\+?\(?\d[\d ().-]{7,}\d(?![\w.-])")
+#: What a phone number's run of digits is not: an ISO date, a version number.
+_NOT_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(\.\d+)+(-\d+)?")
 COLUMNS = (
     "model",
     "version",
@@ -39,8 +41,14 @@ COLUMNS = (
 
 
 def scrub(text: str) -> str:
-    """The text without e-mail addresses and phone numbers."""
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+    """The text without e-mail addresses and phone numbers (nine digits or more: not dates, not versions)."""
+
+    def phone(match: re.Match[str]) -> str:
+        run = match.group(0)
+        digits = sum(char.isdigit() for char in run)
+        return run if digits < 9 or _NOT_PHONE.fullmatch(run) else "[phone]"
+
+    return _PHONE.sub(phone, _EMAIL.sub("[email]", text))
 
 
 def _scrubbed(value: Any) -> Any:
@@ -60,6 +68,11 @@ def allocate(sizes: dict[Any, int], n: int) -> dict[Any, int]:
         return dict(sizes)
     quotas = {key: size * n / total for key, size in sizes.items()}
     shares = {key: min(size, max(1, int(quotas[key]))) for key, size in sizes.items()}
+    while sum(shares.values()) > n:  # the ones given to small strata come out of the largest
+        largest = max(shares, key=shares.__getitem__)
+        if shares[largest] <= 1:
+            break  # more strata than cases: one each
+        shares[largest] -= 1
     for key in sorted(sizes, key=lambda k: quotas[k] - int(quotas[k]), reverse=True):
         if sum(shares.values()) >= n:
             break
@@ -97,7 +110,13 @@ def sample_cases(
             f"{env}: the records keep no prompts to sample (monitor.record.prompts is hashed or dropped)",
             hint="set monitor.record.prompts: full where your privacy rules allow it",
         )
-    outputs = table["output"].to_pylist()
+    answers = table["output"]
+    if answers.null_count == table.num_rows or pc.any(pc.starts_with(pc.fill_null(answers, ""), "sha256:")).as_py():
+        raise UsageError(
+            f"{env}: the records keep no answers to sample (monitor.record.outputs is hashed or dropped)",
+            hint="set monitor.record.outputs: full",
+        )
+    outputs = answers.to_pylist()
     label_of = [(o.strip() if o.strip() in labels else "(other)") if labels and o else "" for o in outputs]
     strata: dict[tuple[str, int, str], list[int]] = {}
     for index, key in enumerate(zip(table["model"].to_pylist(), table["version"].to_pylist(), label_of, strict=True)):
@@ -113,8 +132,8 @@ def sample_cases(
 
 def _case(row: dict[str, Any], label: str, drop_vars: Collection[str]) -> dict[str, Any]:
     case: dict[str, Any] = {"id": row["request_id"] or f"{row['model']}-{row['version']}-{id(row)}"}
-    if row["vars"] is not None:
-        variables = json.loads(row["vars"])
+    variables = json.loads(row["vars"]) if row["vars"] is not None else None
+    if isinstance(variables, dict):
         case["vars"] = _scrubbed({key: value for key, value in variables.items() if key not in drop_vars})
     else:
         case["input"] = scrub(row["prompt"] or "")

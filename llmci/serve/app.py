@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from llmci.monitor.descriptors import charset, non_ascii_share
 from llmci.serve.protocol import Answer, GenerationRequest, RequestError, answer_body, error_body, models_body, parse
-from llmci.serve.recording import Recorder
+from llmci.serve.recording import Recorder, last_user_message
 from llmci.serve.routing import Counts, RouterConfig, choose, counts_key
 
 #: How often a router replica sends its counters to the stats deployment.
@@ -83,12 +83,15 @@ class ModelServer:
         except RequestError as exc:
             return Answer(exc.status, exc.body(), self.version, {"replica": self.replica})
         result, batch_started = await self.answer_batch((request, prompt))
+        # A chat's descriptors are those of what the user wrote (its last message), as an eval case's input
+        # is: the chat template's system prompt and markers would make every window look drifted.
+        described = last_user_message(request.messages) if request.kind == "chat" else prompt
         extra = {
             "replica": self.replica,
             "queue_ms": max(batch_started - arrived, 0.0) * 1000,
-            "prompt_chars": len(prompt),
-            "non_ascii_share": non_ascii_share(prompt),
-            "charset": charset(prompt),
+            "prompt_chars": len(described or ""),
+            "non_ascii_share": non_ascii_share(described or ""),
+            "charset": charset(described or ""),
         }
         if isinstance(result, RequestError):
             return Answer(result.status, result.body(), self.version, extra)
@@ -177,7 +180,13 @@ class Router:
             sticky = request.headers.get(config.sticky_header) if config.sticky_header else None
             user = body.get("user")
             choice = choose(config, requested, sticky or (user if isinstance(user, str) and user else None), self.rng)
-        except RequestError as exc:
+        except RequestError as exc:  # no such model, or none of its versions takes traffic: recorded too
+            if isinstance(requested, str) and requested:
+                latency_ms = (time.perf_counter() - started) * 1000
+                answer = Answer(exc.status, exc.body())
+                self.recorder.record(
+                    received, requested.partition("@")[0], None, "live", path, body, answer, latency_ms
+                )
             return JSONResponse(exc.body(), exc.status)
         shadow = config.models[choice.model].shadow
         if shadow is not None and shadow != choice.version and shadow in config.models[choice.model].versions:

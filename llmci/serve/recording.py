@@ -39,7 +39,8 @@ class Metrics:
         self.dropped = Counter("llmci_records_dropped", description="Request records not written.", tag_keys=("env",))
 
     def observe(self, row: dict[str, Any]) -> None:
-        tags = {"env": row["env"], "model": row["model"], "version": str(row["version"])}
+        version = "" if row["version"] is None else str(row["version"])  # "": the router chose none
+        tags = {"env": row["env"], "model": row["model"], "version": version}
         self.requests.inc(1, {**tags, "kind": row["kind"], "code": str(row["status"])})
         if row["kind"] == "shadow":
             return  # a shadow's latency and tokens are not the client's
@@ -142,6 +143,7 @@ class Recorder:
             "finish_reason": choice.get("finish_reason"),
             "replica": extra.get("replica"),
             "request_id": result.get("id"),
+            "sample_rate": settings.sample if settings else None,
         }
 
     async def _flush_forever(self) -> None:
@@ -163,7 +165,12 @@ def _prompt_text(body: dict[str, Any]) -> str | None:
     """What the user sent: the completion prompt, or the chat's last user message."""
     if isinstance(body.get("prompt"), str):
         return body["prompt"]
-    for message in reversed(body.get("messages") or []):
+    messages = body.get("messages")
+    return last_user_message(messages) if isinstance(messages, list) else None
+
+
+def last_user_message(messages: list[Any] | None) -> str | None:
+    for message in reversed(messages or []):
         if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
             return message["content"]
     return None

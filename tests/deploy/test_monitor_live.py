@@ -95,6 +95,8 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
         assert chat.status_code == 200
         refused = client.post(f"{url}/completions", json={"model": "ticket-router", "prompt": 5})
         assert refused.status_code == 400
+        unknown = client.post(f"{url}/completions", json={"model": "no-such-model", "prompt": "hi"})
+        assert unknown.status_code == 404
 
     store = FileStore(project.root / ".llmci" / "registry")
     now = datetime.now(timezone.utc)
@@ -102,11 +104,11 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
     def records():
         table, notes = read_window(store, "watched", now - timedelta(minutes=10), now + timedelta(minutes=1))
         assert notes == []
-        return table if table.num_rows >= 32 else None
+        return table if table.num_rows >= 33 else None
 
-    table = wait_for("32 records", records, timeout_s=30)
+    table = wait_for("33 records", records, timeout_s=30)
     rows = table.to_pylist()
-    assert len(rows) == 32
+    assert len(rows) == 33
     served = [row for row in rows if row["status"] == 200 and row["route"] == "/v1/completions"]
     assert len(served) == 30
     first = min(served, key=lambda row: row["time"])
@@ -122,16 +124,19 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
     assert (chat["kind"], chat["status"], chat["prompt"]) == ("pinned", 200, "hi")
     (bad,) = [row for row in rows if row["status"] == 400]
     assert (bad["kind"], bad["output"], bad["output_tokens"]) == ("live", None, 0)
+    (lost,) = [row for row in rows if row["status"] == 404]  # no version could be chosen: recorded all the same
+    assert (lost["model"], lost["version"], lost["prompt"]) == ("no-such-model", None, "hi")
 
     # Prometheus scrapes the head: the router's own metrics, per version, next to Ray Serve's.
     head = local_head.running(project.root)
     prom = prometheus(f"127.0.0.1:{head.metrics_port}")
     total = 'sum(ray_llmci_requests_total{env="watched"})'
-    wait_for("the request counter", lambda: [r for r in query(prom, total) if float(r["value"][1]) >= 32])
+    wait_for("the request counter", lambda: [r for r in query(prom, total) if float(r["value"][1]) >= 33])
     by_code = query(prom, 'sum by (version, code) (ray_llmci_requests_total{env="watched"})')
-    assert {(r["metric"]["version"], r["metric"]["code"]): float(r["value"][1]) for r in by_code} == {
+    assert {(r["metric"].get("version"), r["metric"]["code"]): float(r["value"][1]) for r in by_code} == {
         ("1", "200"): 31.0,
         ("1", "400"): 1.0,
+        (None, "404"): 1.0,  # Prometheus drops the empty version label
     }
     assert query(prom, 'sum(ray_llmci_request_latency_ms_count{env="watched"})')
     assert query(prom, "ray_serve_num_http_requests_total")
@@ -148,7 +153,7 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
         "--config", str(project.root / "llmci-prometheus.yaml"), cwd=project.root, timeout=120,
     )  # fmt: skip
     assert result.code == 0, result.stderr
-    assert result.stdout.startswith("watched: OK (32 records")
+    assert result.stdout.startswith("watched: OK (33 records")
     report = json.loads((out / "monitor.json").read_text())
     (version,) = report["versions"]
     assert (version["model"], version["version"], version["requests"]) == ("ticket-router", 1, 32)

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from llmci.config import AlertsConfig, EmailConfig, GitHubIssuesConfig, SlackConfig
+from llmci.errors import ExitCode, IntegrityError
 from llmci.eval.http import RetryPolicy
-from llmci.monitor.alerts import AlertOutcome, claim_alerts, dispatch_alerts, load_state
+from llmci.monitor.alerts import AlertOutcome, StaleReport, claim_alerts, dispatch_alerts, load_state, state_key
 from llmci.monitor.notify import senders_from_config
 from llmci.monitor.report import DeployMark, Finding, Links, MonitorReport
 from llmci.registry.store import FileStore, PreconditionFailed
@@ -38,6 +39,13 @@ def latency(level: str, value: float | None = 2400.0) -> Finding:
         value=value,
         threshold={"critical": 2000.0, "warning": 1000.0}.get(level),
         message="no requests in the window" if value is None else f"p95 latency {value:,.0f} ms",
+    )
+
+
+def health(rule: str, level: str, version: int) -> Finding:
+    """A finding on `router@version` (what check writes for each rule of each version it judges)."""
+    return Finding(
+        rule=rule, level=level, env="production", model="router", version=version, message=f"{rule}: {level}"
     )
 
 
@@ -144,8 +152,11 @@ def test_a_breach_over_ten_runs_alerts_once_and_resolves_once_per_channel(watch:
 
     recovered = watch.run(latency("ok", value=450.0), at=T0 + 10 * STEP)
     assert recovered.firing == [] and not recovered.failed
-    for step in range(11, 14):
+    for step in range(11, 14):  # recovered for less than the 1 h cooldown: the resolved notice waits
         watch.run(latency("ok", value=450.0), at=T0 + step * STEP)
+    assert watch.sent() == (1, 1, 1) and watch.github.issue_states() == {number: "open"}
+    resolved = watch.run(latency("ok", value=450.0), at=T0 + 14 * STEP)  # an hour after recovering
+    assert resolved.channels["slack"].summary == "slack: sent 1 alert (1 resolved; one message)"
     assert watch.sent() == (2, 2, 1)
     assert watch.headers() == ["llmci production: 1 critical", "llmci production: 1 resolved"]
     assert watch.sections(1)[0].startswith(":white_check_mark: *RESOLVED latency_p95_ms on router@3*")
@@ -154,7 +165,7 @@ def test_a_breach_over_ten_runs_alerts_once_and_resolves_once_per_channel(watch:
         "llmci production: 1 resolved",
     ]
     assert watch.github.issue_states() == {number: "closed"}
-    assert watch.issue_comments(number) == ["**RESOLVED latency_p95_ms on router@3** in `production`"]
+    assert watch.issue_comments(number) == [r"**RESOLVED latency\_p95\_ms on router@3** in `production`"]
     closes = [r for r in watch.github.requests if r[0] == "PATCH" and r[1].endswith(f"/issues/{number}")]
     assert len(closes) == 1
 
@@ -167,6 +178,9 @@ def test_a_breach_over_ten_runs_alerts_once_and_resolves_once_per_channel(watch:
         "email": ("resolved", None, None),
         "github": ("resolved", None, None),
     }
+    # Told everywhere: the incident is over and forgotten, and nothing more is sent.
+    watch.run(latency("ok", value=450.0), at=T0 + 15 * STEP)
+    assert load_state(watch.store, "production")[0].alerts == {} and watch.sent() == (2, 2, 1)
 
 
 def test_every_message_links_the_dashboard_the_deploy_before_the_breach_and_the_rollback(watch: Watch) -> None:
@@ -313,7 +327,7 @@ def test_a_still_firing_alert_is_sent_again_after_the_repeat_interval(watch: Wat
     assert watch.sent() == (2, 2, 1)
     assert watch.sections()[0].startswith(":red_circle: *still CRITICAL latency_p95_ms on router@3*")
     (number,) = watch.github.issues
-    assert watch.issue_comments(number) == ["**still CRITICAL latency_p95_ms on router@3** in `production`"]
+    assert watch.issue_comments(number) == [r"**still CRITICAL latency\_p95\_ms on router@3** in `production`"]
     watch.run(latency("critical"), at=T0 + timedelta(hours=1, minutes=45))
     assert watch.sent() == (2, 2, 1)
 
@@ -326,32 +340,36 @@ def test_warning_to_critical_is_sent_at_once(watch: Watch) -> None:
     assert watch.sections()[0].startswith(":red_circle: *WARNING → CRITICAL latency_p95_ms on router@3*")
     assert "2,600 ms" in str(watch.slack.payloads[-1]["blocks"])
     (number,) = watch.github.issues
-    assert watch.issue_comments(number) == ["**WARNING → CRITICAL latency_p95_ms on router@3** in `production`"]
+    assert watch.issue_comments(number) == [r"**WARNING → CRITICAL latency\_p95\_ms on router@3** in `production`"]
 
 
-def test_firing_again_within_cooldown_reopens_the_issue_and_later_opens_a_new_one(watch: Watch) -> None:
+def test_a_breach_after_the_resolved_notice_is_a_new_incident_with_a_new_issue(watch: Watch) -> None:
     watch.run(latency("critical"), at=T0)
     watch.run(latency("ok", value=300.0), at=T0 + STEP)
+    watch.run(latency("ok", value=300.0), at=T0 + STEP + timedelta(hours=1))  # recovered for the 1 h cooldown
     (number,) = watch.github.issues
     assert watch.github.issue_states() == {number: "closed"}
 
-    watch.run(latency("critical"), at=T0 + 2 * STEP)  # 15 minutes after resolving, inside the 1 h cooldown
-    assert watch.github.issue_states() == {number: "open"}
-    assert watch.issue_comments(number)[-1] == "**CRITICAL again latency_p95_ms on router@3** in `production`"
-    assert watch.sections()[0].startswith(":red_circle: *CRITICAL again latency_p95_ms on router@3*")
-
-    watch.run(latency("ok", value=300.0), at=T0 + 3 * STEP)
-    watch.run(latency("critical"), at=T0 + 3 * STEP + timedelta(hours=2))  # past the cooldown: a new incident
+    watch.run(latency("critical"), at=T0 + STEP + timedelta(hours=2))
     assert watch.github.issue_states() == {number: "closed", number + 1: "open"}
     assert watch.headers() == [
         "llmci production: 1 critical",
         "llmci production: 1 resolved",
         "llmci production: 1 critical",
-        "llmci production: 1 resolved",
-        "llmci production: 1 critical",
     ]
+    assert watch.sections()[0].startswith(":red_circle: *CRITICAL latency_p95_ms on router@3*")
     state, _ = load_state(watch.store, "production")
-    assert state.alerts[LATENCY].first_fired == (T0 + 3 * STEP + timedelta(hours=2)).isoformat()
+    assert state.alerts[LATENCY].first_fired == (T0 + STEP + timedelta(hours=2)).isoformat()
+
+
+def test_a_breach_before_the_resolved_notice_went_out_continues_the_incident(watch: Watch) -> None:
+    watch.run(latency("critical"), at=T0)
+    watch.run(latency("ok", value=300.0), at=T0 + STEP)
+    # No run saw it for longer than the cooldown, and the next one finds it firing: nobody was told it recovered.
+    watch.run(latency("critical"), at=T0 + STEP + timedelta(hours=2))
+    assert watch.sent() == (1, 1, 1) and watch.github.issue_states() == {8: "open"}
+    state, _ = load_state(watch.store, "production")
+    assert state.alerts[LATENCY].first_fired == T0.isoformat() and state.alerts[LATENCY].status == "firing"
 
 
 def test_no_data_neither_resolves_nor_repeats_an_alert(watch: Watch) -> None:
@@ -362,6 +380,7 @@ def test_no_data_neither_resolves_nor_repeats_an_alert(watch: Watch) -> None:
         assert quiet.firing == [LATENCY]
     assert watch.sent() == (1, 1, 1)
     watch.run(latency("ok", value=300.0), at=T0 + 9 * STEP)
+    watch.run(latency("ok", value=300.0), at=T0 + 13 * STEP)  # recovered for the cooldown
     assert watch.headers()[-1] == "llmci production: 1 resolved"
 
 
@@ -384,8 +403,10 @@ def test_a_failed_firing_that_resolves_meanwhile_is_sent_as_resolved(watch: Watc
     failed = watch.run(latency("critical"), at=T0, senders=senders)
     assert "answered HTTP 500: rollup_error after 2 attempts" in failed.channels["slack"].summary
     watch.run(latency("ok", value=300.0), at=T0 + STEP)
+    assert watch.headers() == []  # recovered: the notice waits for the cooldown, and is then the resolved one
+    watch.run(latency("ok", value=300.0), at=T0 + 5 * STEP)
     assert watch.headers() == ["llmci production: 1 resolved"]
-    watch.run(latency("ok", value=300.0), at=T0 + 2 * STEP)
+    watch.run(latency("ok", value=300.0), at=T0 + 6 * STEP)
     assert len(watch.slack.payloads) == 1
 
 
@@ -394,3 +415,176 @@ def _parsed(envelope: Any) -> Any:
     import email.policy
 
     return email.message_from_bytes(envelope.content, policy=email.policy.default)
+
+
+# -- alerts that are no longer checked ------------------------------------------------------
+
+
+def test_an_alert_on_a_version_rolled_back_away_from_resolves_once_saying_why_and_is_forgotten(watch: Watch) -> None:
+    watch.run(latency("critical"), health("latency_p95_ms", "ok", 2), at=T0)
+    (number,) = watch.github.issues
+    # Rolled back to v2: the check judges only v2 now, and v3 has no finding at all.
+    retired = watch.run(health("latency_p95_ms", "ok", 2), health("no_data", "ok", 2), at=T0 + STEP)
+    assert retired.firing == [] and not retired.failed
+    assert watch.sent() == (2, 2, 1)
+    assert watch.headers()[-1] == "llmci production: 1 resolved"
+    assert watch.sections()[0] == (
+        ":white_check_mark: *RESOLVED (no longer checked) latency_p95_ms on router@3*\n"
+        "router@3 no longer serves in production: the alert is no longer checked"
+    )
+    assert watch.github.issue_states() == {number: "closed"}
+    (comment,) = [c["body"] for c in watch.github.comments_on(number)]
+    assert comment.startswith(r"**RESOLVED \(no longer checked\) latency\_p95\_ms on router@3** in `production`")
+    assert "router@3 no longer serves in production" in comment
+
+    for step in (2, 3, 10):  # forgotten: nothing more, ever
+        later = watch.run(health("latency_p95_ms", "ok", 2), at=T0 + step * STEP)
+        assert later.firing == []
+    assert watch.sent() == (2, 2, 1)
+    assert load_state(watch.store, "production")[0].alerts == {}
+
+
+def test_an_alert_whose_rule_was_removed_from_monitor_rules_resolves_as_no_longer_checked(watch: Watch) -> None:
+    watch.run(latency("critical"), errors("warning"), at=T0)
+    assert watch.sent() == (1, 1, 2)
+    # latency_p95_ms left monitor.rules; v3 is still served and judged on its other rules.
+    still = watch.run(errors("warning"), health("no_data", "ok", 3), at=T0 + STEP)
+    assert still.firing == [ERRORS]
+    assert watch.headers()[-1] == "llmci production: 1 resolved"
+    assert watch.sections()[0] == (
+        ":white_check_mark: *RESOLVED (no longer checked) latency_p95_ms on router@3*\n"
+        "latency_p95_ms is no longer a rule of monitor.rules: the alert is no longer checked"
+    )
+    latency_issue = next(n for n, i in watch.github.issues.items() if "latency" in i["title"])
+    assert watch.github.issue_states()[latency_issue] == "closed"
+    watch.run(errors("warning"), at=T0 + 2 * STEP)
+    assert set(load_state(watch.store, "production")[0].alerts) == {ERRORS}
+
+
+def test_no_data_on_a_served_version_is_not_retirement(watch: Watch) -> None:
+    watch.run(latency("critical"), at=T0)
+    for step in range(1, 6):  # v3 still serves, without traffic: check writes no_data for each rule
+        quiet = watch.run(latency("no_data", value=None), health("no_data", "warning", 3), at=T0 + step * STEP)
+        assert LATENCY in quiet.firing
+    assert watch.headers() == ["llmci production: 1 critical", "llmci production: 1 warning"]  # the no_data alert
+    assert load_state(watch.store, "production")[0].alerts[LATENCY].status == "firing"
+
+
+# -- flapping -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("minutes", [10, 15, 16])
+def test_a_flapping_alert_with_the_default_cooldown_fires_once_and_resolves_once(watch: Watch, minutes: int) -> None:
+    watch.config = AlertsConfig(**watch.config.model_dump(exclude={"cooldown"}))  # the default cooldown
+    spacing = timedelta(minutes=minutes)
+    for step in range(10):  # breached, recovered, breached, ... one run in two
+        watch.run(latency("critical" if step % 2 == 0 else "ok", value=2400.0 if step % 2 == 0 else 300.0),
+                  at=T0 + step * spacing)  # fmt: skip
+    assert watch.sent() == (1, 1, 1) and watch.headers() == ["llmci production: 1 critical"]
+    (number,) = watch.github.issues
+    assert watch.github.issue_states() == {number: "open"} and watch.issue_comments(number) == []
+
+    resolve = 9 + -(-60 // minutes)  # recovered at run 9: the first run an hour (the cooldown) later resolves
+    for step in range(10, resolve):
+        watch.run(latency("ok", value=300.0), at=T0 + step * spacing)
+    assert watch.sent() == (1, 1, 1)
+    for step in range(resolve, resolve + 4):
+        watch.run(latency("ok", value=300.0), at=T0 + step * spacing)
+    assert watch.sent() == (2, 2, 1)
+    assert watch.headers() == ["llmci production: 1 critical", "llmci production: 1 resolved"]
+    assert watch.github.issue_states() == {number: "closed"}
+    assert watch.issue_comments(number) == [r"**RESOLVED latency\_p95\_ms on router@3** in `production`"]
+
+
+def test_the_default_cooldown_outlasts_a_fifteen_minute_schedule() -> None:
+    from llmci.config import parse_duration
+
+    assert parse_duration(AlertsConfig().cooldown) >= 3600
+
+
+# -- replayed reports -----------------------------------------------------------------------
+
+
+def test_an_older_report_is_refused_naming_both_times(watch: Watch) -> None:
+    watch.run(latency("critical"), at=T0)
+    watch.run(latency("ok", value=300.0), at=T0 + STEP)
+    before = watch.store.read(state_key("production"))[0]
+    # The first job's alert step re-run hours later, with its old report:
+    with pytest.raises(StaleReport) as caught:
+        dispatch_alerts(report(latency("critical"), at=T0), watch.config, watch.store, env=watch.env, now=T0 + 5 * STEP)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert str(caught.value).startswith(
+        "production: the report was generated at 2026-11-27T12:00:00+00:00, before the last report the alerts "
+        "applied (2026-11-27T12:15:00+00:00)"
+    )
+    assert watch.sent() == (1, 1, 1)
+    assert watch.store.read(state_key("production"))[0] == before
+
+
+def test_the_same_report_again_sends_only_what_failed(watch: Watch) -> None:
+    watch.slack.fail(400, body="invalid_payload")
+    first = report(latency("critical"), at=T0)
+    failed = dispatch_alerts(
+        first, watch.config, watch.store, env=watch.env, now=T0, github=github_client(watch.github)
+    )
+    assert failed.failed and watch.sent() == (0, 1, 1)
+    # The failed job re-run five hours later (past the 4 h repeat interval): only Slack's notice is sent.
+    again = dispatch_alerts(
+        first, watch.config, watch.store, env=watch.env, now=T0 + timedelta(hours=5), github=github_client(watch.github)
+    )
+    assert again.lines() == [
+        "production: 1 alert firing (this report was applied before: only what failed is sent again)",
+        "slack: sent 1 alert (1 firing; one message)",
+        "email: nothing to send",
+        "github: nothing to send",
+    ]
+    assert watch.sent() == (1, 1, 1) and watch.headers() == ["llmci production: 1 critical"]
+    assert load_state(watch.store, "production")[0].last_report == T0.isoformat()
+
+
+# -- a damaged state ------------------------------------------------------------------------
+
+
+def _state_text(**changes: Any) -> str:
+    import json
+
+    record = {
+        "rule": "latency_p95_ms",
+        "model": "router",
+        "version": 3,
+        "status": "firing",
+        "level": "critical",
+        "first_fired": T0.isoformat(),
+        "last_seen": T0.isoformat(),
+    }
+    state = {"format": "llmci.alerts/1", "env": "production", "alerts": {LATENCY: record}}
+    for path, value in changes.items():
+        target = state
+        *parents, name = path.split("__")
+        for part in parents:
+            target = target[LATENCY] if part == "record" else target[part]
+        target[name] = value
+    return json.dumps(state)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"format": "llmci.alerts/1", "env": "prod', "Invalid JSON"),
+        (_state_text(alerts__record__status="burning"), "alerts." + LATENCY + ".status: Input should be"),
+        (_state_text(env="staging"), "it is the state of environment 'staging', not 'production'"),
+        (_state_text(alerts__record__first_fired="2026-11-27T12:00:00"), "has no UTC offset"),
+        (_state_text(alerts__record__version=4), f"alert '{LATENCY}' holds latency_p95_ms on router@4"),
+    ],
+    ids=["invalid-json", "schema", "wrong-env", "naive-time", "wrong-key"],
+)
+def test_a_damaged_state_is_an_integrity_error_saying_to_move_it_aside(watch: Watch, text: str, problem: str) -> None:
+    watch.store.create(state_key("production"), text.encode())
+    with pytest.raises(IntegrityError) as caught:
+        watch.run(latency("critical"), at=T0)
+    message = str(caught.value)
+    assert caught.value.exit_code == ExitCode.INTEGRITY
+    assert message.startswith("the alert state _monitor/production/alerts/state.json is damaged: ")
+    assert problem in message and "\n" not in message
+    assert caught.value.hint.startswith("move it aside (the next run starts a fresh state")
+    assert watch.sent() == (0, 0, 0)

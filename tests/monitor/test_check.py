@@ -171,3 +171,27 @@ def test_bad_window_is_a_usage_error(loaded) -> None:
     result = run_llmci("monitor", "check", "--env", "prod", "--window", "soon", cwd=loaded.root)
     assert result.code == 2
     assert "--window: 'soon' is not a duration like 90s, 15m, 1h or 7d" in result.stderr
+
+
+def test_sampled_records_stand_for_the_requests_they_sample(loaded) -> None:
+    store = FileStore(loaded.root / ".llmci" / "registry")
+    write_part(store, "prod", [{**row, "sample_rate": 0.1} for row in _rows(1, 100, errors=5)])
+    report = check(loaded, "prod", store, start=NOW - timedelta(hours=1), end=NOW, reference=None, now=NOW)
+    (health,) = report.versions
+    assert (health.requests, health.errors) == (1000, 50)
+    assert health.metrics["error_rate"] == pytest.approx(0.05)
+    assert health.metrics["throughput_rps"] == pytest.approx(1000 / 3600)
+
+
+def test_an_outage_without_traffic_is_judged_on_the_cluster(loaded) -> None:
+    from llmci.config import MonitorConfig
+    from llmci.monitor.report import VersionHealth
+
+    config = MonitorConfig(
+        min_requests=20, rules={"unhealthy_replicas": {"critical": 0}, "error_rate": {"critical": 0.1}}
+    )
+    health = VersionHealth(
+        model="m", version=3, requests=5, errors=0, traffic_share=1.0, metrics={"unhealthy_replicas": 2.0}
+    )
+    levels = {f.rule: f.level for f in judge(health, "prod", config)}
+    assert levels == {"no_data": "warning", "unhealthy_replicas": "critical", "error_rate": "no_data"}

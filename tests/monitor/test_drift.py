@@ -371,3 +371,11 @@ def test_drift_score() -> None:
     assert str(drift_score([test(statistic=0.0, p_value=1.0, threshold=1e-3)])) == "0.0"  # as JSON shows it
     clipped = drift_score([test(statistic=1.0, p_value=0.0, threshold=1e-3)])
     assert clipped == pytest.approx(math.log(1e-300) / math.log(1e-3))
+
+
+def test_vars_keys_a_client_invents_are_not_described() -> None:
+    rows = [json.dumps({"product": "app", f"junk-{i}": i}) for i in range(200)]
+    records = pa.table({"vars": pa.array(rows, pa.string())})
+    assert descriptor_table(records, vars_keys=["product"]).column_names == ["vars.product"]
+    # Without a reference's keys, only the most frequent few become descriptors.
+    assert len(descriptor_table(records).column_names) == 20

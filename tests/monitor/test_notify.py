@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import time
 
 import pytest
@@ -301,7 +302,7 @@ def test_an_incident_issue_is_opened_commented_closed_and_reopened(github_api: G
     assert issue["title"] == "CRITICAL: latency_p95_ms on router@3 in production"
     assert [label["name"] for label in issue["labels"]] == ["llmci-incident", "production"]
     assert issue["body"].startswith("<!-- llmci-incident key=latency_p95_ms/production/router@3/2026-11-27T12")
-    assert "**CRITICAL latency_p95_ms on router@3** in `production`" in issue["body"]
+    assert r"**CRITICAL latency\_p95\_ms on router@3** in `production`" in issue["body"]
     assert f"| Deploy run | [workflow run]({DEPLOY_RUN}) |" in issue["body"]
     assert f"[Dashboard]({DASHBOARD}) · roll back with the [deploy workflow]({ROLLBACK})" in issue["body"]
     assert issue["user"]["login"] == "github-actions[bot]"
@@ -313,9 +314,9 @@ def test_an_incident_issue_is_opened_commented_closed_and_reopened(github_api: G
     assert github_api.issue_states() == {8: "open"}
     bodies = [c["body"] for c in github_api.comments_on(8)]
     assert [b.split("\n")[0] for b in bodies] == [
-        "**still CRITICAL latency_p95_ms on router@3** in `production`",
-        "**RESOLVED latency_p95_ms on router@3** in `production`",
-        "**CRITICAL again latency_p95_ms on router@3** in `production`",
+        r"**still CRITICAL latency\_p95\_ms on router@3** in `production`",
+        r"**RESOLVED latency\_p95\_ms on router@3** in `production`",
+        r"**CRITICAL again latency\_p95\_ms on router@3** in `production`",
     ]
     assert "| Resolved at | 2026-11-27 14:00 UTC |" in bodies[1]
 
@@ -346,3 +347,84 @@ def test_github_issues_without_a_client_say_what_to_set() -> None:
         NotifyError, match=r"GITHUB_TOKEN or GITHUB_REPOSITORY is not set; give the job `issues: write`"
     ):
         GitHubIssueSender(None, labels=[]).send(group())
+
+
+# -- text from records and the state is shown, never obeyed ---------------------------------
+
+HOSTILE = (
+    "@octo/security ![pixel](https://evil.example/p.png) <img src=x onerror=alert(1)> [login](https://evil.example)"
+)
+
+
+def hostile_notice(**fields) -> Notice:
+    """A notice whose model name and message came from hostile records (or a hand-edited state)."""
+    deploy = DeployMark(
+        at="2026-11-27T11:40:00+00:00",
+        action="deployed",
+        model="router",
+        version=3,
+        workflow_run_url="https://github.com/octo/widgets/actions/runs/4100|<!channel>) [x](https://evil.example",
+    )
+    return notice(model="router\n# @octo/admins <!here>", message=HOSTILE, deploy=deploy, **fields)
+
+
+def test_a_github_issue_escapes_what_came_from_records_and_keeps_its_title_one_plain_bounded_line(
+    github_api: GitHubServer,
+) -> None:
+    sender = GitHubIssueSender(github_client(github_api), labels=["llmci-incident"])
+    delivery = sender.send(group(hostile_notice()))
+    (number,) = delivery.issues.values()
+    issue = github_api.issues[number]
+    assert issue["title"] == "CRITICAL: latency_p95_ms on router # @octo/admins <!here>@3 in production"
+    body = issue["body"].split("\n", 1)[1]  # after llmci's own marker line
+    assert "<img" not in body and "&lt;img src=x onerror=alert\\(1\\)&gt;" in body
+    assert "![pixel](" not in body and r"\!\[pixel\]\(https<!-- -->://evil.example/p.png\)" in body
+    assert "@octo" not in body.replace("@<!-- -->octo", "")  # no mention: nobody is notified
+    assert "\n# " not in body and "<!here>" not in body
+    assert "](https://evil.example" not in body  # neither the message's link nor the deploy URL's tail
+    assert "| Deploy run | [workflow run](https://github.com/octo/widgets/actions/runs/4100%7C%3C!channel%3E%29" in body
+
+    sender.send(group(notice("resolved", issue=number, message=HOSTILE, resolved_at="2026-11-27T14:00:00+00:00")))
+    (comment,) = [c["body"] for c in github_api.comments_on(number)]
+    assert "<img" not in comment and "@octo" not in comment.replace("@<!-- -->octo", "")
+
+    titled = sender.send(group(notice(model="m" * 300, fingerprint="latency_p95_ms/production/mmm@3")))
+    title = github_api.issues[titled.issues["latency_p95_ms/production/mmm@3"]]["title"]
+    assert len(title) == 256 and title.endswith("…") and "\n" not in title
+
+
+def test_slack_text_cannot_mention_or_link_anywhere_in_the_message(slack: SlackReceiver) -> None:
+    slack_sender(slack).send(
+        AlertGroup(
+            "production",
+            (hostile_notice(), notice(message="<!channel> <@U024BE7LH> <https://evil.example|click> & more")),
+            "2026-11-27T12:00:00+00:00",
+            dashboard=DASHBOARD,
+        )
+    )
+    (payload,) = slack.payloads
+    texts = [payload["text"]]
+    for block in payload["blocks"]:
+        if block["type"] == "section":
+            texts += [block["text"]["text"], *(f["text"] for f in block["fields"])]
+        if block["type"] == "context":
+            texts += [e["text"] for e in block["elements"]]
+    markup = [m for text in texts for m in re.findall(r"<[^>]*>", text)]
+    # The only markup is llmci's own links to the deploy runs, their targets and texts unable to close them.
+    assert markup == [
+        "<https://github.com/octo/widgets/actions/runs/4100%7C%3C!channel%3E%29%20%5Bx%5D%28https://evil.example"
+        "|workflow run>",
+        f"<{DEPLOY_RUN}|workflow run>",
+    ]
+    assert "&lt;!channel&gt; &lt;@U024BE7LH&gt;" in payload["text"]  # the notification text as well
+    assert "&lt;img src=x onerror=alert(1)&gt;" in payload["text"]
+
+
+def test_email_html_escapes_what_came_from_records(smtp: SmtpServer) -> None:
+    EmailSender(email_config(smtp), env={}, policy=FAST).send(group(hostile_notice()))
+    message = parsed(smtp.inbox.messages[0])
+    page = message.get_body(("html",)).get_content()
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<!here>" not in page and "&lt;!here&gt;" in page
+    assert '<a href="https://github.com/octo/widgets/actions/runs/4100|&lt;!channel&gt;)' in page  # an attribute
+    assert "\n" not in message["Subject"]

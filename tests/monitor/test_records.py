@@ -82,3 +82,31 @@ def test_a_failed_write_is_retried_then_kept_for_the_next_flush(tmp_path: Path) 
     assert buffer.written == 4 and buffer.rows == []
     table, _ = read_window(FileStore(blocked), "prod", NOW - timedelta(hours=1), NOW)
     assert table.num_rows == 4
+
+
+def test_a_part_written_before_a_column_existed_reads_it_as_null(tmp_path: Path) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llmci.monitor.records import partition_prefix
+
+    store = FileStore(tmp_path)
+    old = pa.table({"time": pa.array([NOW - timedelta(minutes=1)], pa.timestamp("ms", tz="UTC")), "status": [200]})
+    sink = io.BytesIO()
+    pq.write_table(old, sink)
+    store.create(f"{partition_prefix('prod', NOW.replace(minute=0))}/part-old.parquet", sink.getvalue())
+    table, notes = read_window(store, "prod", NOW - timedelta(hours=1), NOW, ["status", "sample_rate"])
+    assert notes == [] and table["status"].to_pylist() == [200] and table["sample_rate"].to_pylist() == [None]
+
+
+def test_a_huge_prompt_is_cut_and_the_buffer_is_bounded_by_its_text() -> None:
+    from llmci.monitor.records import MAX_TEXT
+
+    kept = private("x" * (MAX_TEXT + 500), "full")
+    assert kept.startswith("x" * MAX_TEXT) and kept.endswith("[… 500 more characters not recorded]")
+    buffer = RecordBuffer(max_chars=3 * MAX_TEXT)
+    for minutes in range(1, 6):
+        buffer.add(row(minutes, prompt=private("y" * 10 * MAX_TEXT, "full")))
+    assert len(buffer.rows) == 2 and buffer.dropped == 3 and buffer.chars <= 3 * MAX_TEXT
