@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "llmci.commands.monitor:monitor",
         "Watch a deployment: health, latency, cost and drift per version; dashboard and alerts.",
     ),
+    "init": ("llmci.commands.init:init", "Scaffold llmci into a repository: llmci.yaml, example suite, workflows."),
 }
 
 
