@@ -221,7 +221,7 @@ class TrainConfig(Section):
 
 
 class GateConfig(Section):
-    """When `llmci compare` calls a metric a regression (see README, "How compare decides")."""
+    """When `llmci compare` calls a metric a regression (docs/commands.md, `llmci compare`)."""
 
     min: float | None = Field(None, description="The candidate's mean must be at least this.")
     max_regression: float | None = Field(

@@ -12,36 +12,54 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of every `llmci` command (documented in README.md)."""
+    """Exit codes of every `llmci` command.
 
+    docs/exit-codes.md is generated from the `#:` comments below (`python -m llmci.docs`).
+    """
+
+    #: Success: no lint errors (warnings allowed unless `--strict`); `llmci compare` and `llmci report`: no
+    #: regression.
     OK = 0
-    #: The check ran and failed: lint errors (or warnings with --strict); compare: a regression.
+    #: The check failed: lint errors, or warnings with `--strict`; `llmci compare` and `llmci report`: a
+    #: regression; `llmci monitor check`: a rule at its critical level; `llmci deploy`: the version's chat
+    #: template has an error-level lint finding.
     FAILED = 1
-    #: Bad command line, bad llmci.yaml, or an input file that cannot be read.
+    #: Usage or configuration error: bad option, invalid `llmci.yaml`, a path that does not exist, nothing to
+    #: lint, a malformed reference, promoting a version that is not approved, a bad dataset line, an unknown
+    #: metric or target, an LLM-judged metric without `eval.judge`, an input file that cannot be read.
     USAGE = 2
-    #: `llmci compare`: the data cannot tell (errors on too many cases, nothing matched).
+    #: `llmci compare` and `llmci report`: inconclusive (too many cases in error, nothing matched).
     INCONCLUSIVE = 3
-    #: A registry name, version, stage or bucket that does not exist.
+    #: Not found: a registry model, version, stage or bucket that does not exist.
     NOT_FOUND = 4
-    #: Someone else changed the same thing at the same time (a lost compare-and-swap): re-run.
+    #: Conflict: someone else changed the same stage pointer, status or environment at the same time (a lost
+    #: compare-and-swap, or a deploy of the same environment in progress); nothing was written: re-run.
     CONFLICT = 5
-    #: Stored bytes do not match their recorded sha256 (corrupted or missing object).
+    #: Integrity: a registry file is corrupted or missing (sha256 mismatch), a manifest is invalid, or a
+    #: training checkpoint is not one llmci can load safely.
     INTEGRITY = 6
-    #: The storage backend failed: credentials, permissions, network, or 5xx after retries.
+    #: Storage: the registry backend failed (missing credentials, access denied, network, 5xx after retries,
+    #: a full disk), or an S3-compatible store ignores conditional writes.
     STORAGE = 7
-    #: `llmci report`: GitHub refused the report (token, permission, not found) or kept failing after retries.
+    #: `llmci report`: GitHub refused (bad token, missing permission, unknown repository or pull request) or
+    #: kept failing after retries.
     GITHUB = 8
-    #: `llmci train`: Ray Train ran and the run failed (after the allowed restarts), or ended short.
+    #: `llmci train`: Ray Train ran and the run failed (after `max_failures` restarts), ended without a
+    #: checkpoint or short of its steps, or the Ray job ended `FAILED`/`STOPPED`.
     TRAINING = 9
-    #: The Ray cluster could not be reached or refused the request (Jobs API, Ray Client, token).
+    #: The Ray cluster could not be reached or refused the request: Jobs API or Ray Client address
+    #: unreachable, wrong `RAY_AUTH_TOKEN`.
     CLUSTER = 10
-    #: `llmci deploy`: the new version failed (did not start, failed its smoke eval or a gate) and was rolled back.
+    #: `llmci deploy`: the new version did not start, failed its smoke eval or breached a gate, and the
+    #: environment was rolled back to what served before.
     ROLLED_BACK = 11
     #: `llmci deploy`: the version is not approved in the registry, so it is not deployed.
     NOT_APPROVED = 12
-    #: `llmci monitor check`: an alert could not be delivered (Slack, e-mail or GitHub); the next run retries it.
+    #: `llmci monitor check` and `alert`: an alert could not be delivered to Slack, e-mail or GitHub after
+    #: retries; its state says so and the next run retries it (when a rule is also at its critical level,
+    #: `check` exits 1).
     UNDELIVERED = 13
-    #: A bug in llmci: the traceback is printed; please report it.
+    #: Internal error in llmci (a bug): the traceback is printed; please report it.
     INTERNAL = 70
 
 

@@ -88,14 +88,6 @@ def test_example_config_validates_against_the_exported_json_schema() -> None:
         jsonschema.validate({"promtps": []}, schema)
 
 
-def test_readme_example_config_is_valid() -> None:
-    readme = (REPO / "README.md").read_text()
-    example = readme.split("## `llmci.yaml`\n\n```yaml\n", 1)[1].split("```", 1)[0]
-    config = parse_config(example, "README.md")
-    suite = config.eval.suites["routing"]
-    assert suite.metrics[1].key == "helpfulness" and config.eval.suites["legacy"].pytest == ["tests/evals"]
-
-
 def test_eval_suite_needs_one_source_and_distinct_metric_names() -> None:
     with pytest.raises(ConfigError, match=r"eval\.suites\.s: give either 'dataset' \(with metrics\) or 'pytest'"):
         parse_config("eval: {suites: {s: {dataset: d.jsonl, pytest: [t]}}}")

@@ -14,7 +14,7 @@ How a metric is decided (its gate: `eval.suites.S.metrics[].gate`):
 * pass: otherwise.
 
 The verdict is regression if any metric regressed, else inconclusive if any
-metric was, else pass. The JSON format is documented in README.md.
+metric was, else pass. The JSON format is documented in docs/commands.md (`llmci compare`).
 
 Nothing in the document carries a URL's credentials: what it copies from the
 tables (their metadata, outputs, reasons) is passed through `redact_userinfo`,

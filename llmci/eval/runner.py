@@ -282,7 +282,7 @@ def suite_metadata(
     dataset_sha256: str,
     judge: str | None,
 ) -> dict[str, Any]:
-    """What the results table says about its run (see README: the results table); no credentials in it."""
+    """What the results table says about its run (docs/commands.md, `llmci eval`); no credentials in it."""
     import deepeval
 
     from llmci.registry.manifest import lineage_from_environment

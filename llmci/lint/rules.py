@@ -1,5 +1,8 @@
 """The catalogue of lint rules: stable ids, default severities, help.
 
+`summary` and `help` are the rules' documentation: SARIF carries them, and docs/lint-rules.md
+is generated from them (`python -m llmci.docs`).
+
 Ids never change once released; they appear in config (`lint.rules`), inline
 suppressions (`{# llmci: disable=ID #}`), SARIF and every output format.
 """
@@ -35,8 +38,8 @@ RULES: dict[str, Rule] = {
             "syntax-error",
             Severity.ERROR,
             "Template does not parse",
-            "Jinja2 cannot parse the template; the finding is at the line Jinja reports. Nothing else "
-            "about the template can be checked until it parses.",
+            "Jinja2 cannot parse the template (or the file is not UTF-8); the finding is at the line Jinja "
+            "reports. Nothing else about the template can be checked until it parses.",
         ),
         Rule(
             "undefined-variable",
@@ -47,7 +50,8 @@ RULES: dict[str, Rule] = {
             "entry's `globals`), or assigned on every path before the read (`set`, `for`, macro and "
             "call-block arguments, `with`, imports). Inside a macro, names are those of the macro's "
             "definition scope as they are where the macro is called. Rendering with StrictUndefined would "
-            "fail. Declare the input, assign it, or guard it with `is defined` / `| default(...)`.",
+            "fail. The message says which contract the name is missing from. Declare the input, assign it, or guard it "
+            "with `is defined` / `| default(...)`.",
         ),
         Rule(
             "possibly-undefined",
@@ -114,10 +118,11 @@ RULES: dict[str, Rule] = {
             "undelimited-untrusted",
             Severity.WARNING,
             "Untrusted input without delimiters",
-            "An input listed in `untrusted` (or a value derived from one) is rendered without a delimiter "
-            "around it, so its text can pass for instructions (prompt injection). Delimiters: a code fence "
-            "(``` or ~~~) on both sides, an XML-style tag pair (<name>...</name>), triple quotes, or double "
-            "quotes, in the static text right before and after the expression; or the `tojson` filter.",
+            "An input listed in `untrusted` (or a value derived from one by `for` or `set`) is rendered "
+            "without a delimiter around it, so its text can pass for instructions (prompt injection). "
+            "Delimiters: a code fence (``` or ~~~) on both sides, an XML-style tag pair (`<name>...</name>`), "
+            "triple quotes, or double quotes, in the static text right before and after the expression; or "
+            "the `tojson` filter.",
         ),
         Rule(
             "trailing-whitespace",
@@ -153,7 +158,8 @@ RULES: dict[str, Rule] = {
             "Instruction to the model hidden in a chat template",
             'Static text of a chat template tells the model to override its instructions ("ignore previous '
             'instructions"), to conceal something ("do not reveal", "without telling the user"), to take '
-            "on a jailbreak persona, or to always answer, say or recommend something. A template formats "
+            "on a jailbreak persona, to send data away (exfiltration), or to always answer, say or recommend "
+            "something. A template formats "
             'messages; it has no business instructing the model. Forced-behaviour phrases ("always '
             "answer\") inside the template's default system prompt (text after a system-role marker, or "
             "assigned to a `*system*` variable) are its documented default and are not flagged.",
@@ -166,7 +172,7 @@ RULES: dict[str, Rule] = {
             '(U+E0000-U+E007F, "ASCII smuggling": text a reviewer cannot see but a model reads) and other '
             "default-ignorable code points. A reviewer sees something other than what runs. Checked "
             "anywhere in any template, comments included; emoji joiners and presentation selectors between "
-            "non-ASCII symbols are allowed.",
+            "non-ASCII symbols, and a byte-order mark at the start of the file, are allowed.",
         ),
         Rule(
             "encoded-payload",
