@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmci.compare.compare import compare_files
+from llmci.compare.deltas import compare_files
 from llmci.config import LoadedConfig, parse_config
 from llmci.eval.results import EMPTY_ROW, Results, write_results
 

@@ -106,7 +106,7 @@ def project(root: Path) -> Path:
 def main() -> int:
     from llmci.config import load_config
     from llmci.monitor.check import DRIFT_COLUMNS, METRIC_COLUMNS, check, resolve_reference
-    from llmci.registry.store import FileStore
+    from llmci.registry.file_store import FileStore
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -19,8 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
-from llmci.registry.registry import Registry
-from llmci.registry.store import open_store
+from llmci.registry import open_store
+from llmci.registry.versions import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_BYTES = 50 * 1024 * 1024

@@ -62,6 +62,11 @@ class ExitCode(IntEnum):
     #: Internal error in llmci (a bug): the traceback is printed; please report it.
     INTERNAL = 70
 
+    @classmethod
+    def for_verdict(cls, verdict: str) -> ExitCode:
+        """The exit code of `llmci compare` and `llmci report` for a comparison's verdict."""
+        return {"pass": cls.OK, "regression": cls.FAILED, "inconclusive": cls.INCONCLUSIVE}[verdict]
+
 
 class LlmciError(Exception):
     """Root of every error a user can cause; carries its exit code."""

@@ -55,6 +55,11 @@ def cache_dir(root: Path, override: str | os.PathLike[str] | None = None) -> Pat
     return root / ".llmci" / "cache"
 
 
+def hash_cache(root: Path, cache: Path | None = None) -> Path:
+    """The file-hash cache (`file-hashes.json`) in the cache folder `cache`, else in `cache_dir(root)`."""
+    return (cache or cache_dir(root)) / "file-hashes.json"
+
+
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as users (and GitHub) want it: relative to cwd when inside it, with '/'."""
     path = Path(path)

@@ -22,7 +22,7 @@ def compare(config_path: Path | None, baseline: Path, candidate: Path, out: Path
     pass, 1 regression, 3 inconclusive.
     """
     from llmci import gha
-    from llmci.compare.compare import compare_files, verdict_lines
+    from llmci.compare.deltas import compare_files, verdict_lines
     from llmci.config import load_config
     from llmci.errors import ExitCode
     from llmci.fsutil import atomic_write_text
@@ -38,5 +38,4 @@ def compare(config_path: Path | None, baseline: Path, candidate: Path, out: Path
         gha.set_output("verdict", comparison["verdict"])
         if out:
             gha.set_output("comparison", str(out))
-    code = {"pass": ExitCode.OK, "regression": ExitCode.FAILED, "inconclusive": ExitCode.INCONCLUSIVE}
-    raise click.exceptions.Exit(code[comparison["verdict"]])
+    raise click.exceptions.Exit(ExitCode.for_verdict(comparison["verdict"]))

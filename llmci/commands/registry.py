@@ -230,7 +230,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 
 def _text(value: Any) -> str:
-    from llmci.registry.registry import inline
+    from llmci.registry.versions import inline
 
     if isinstance(value, (dict, list)):
         value = json.dumps(value)
@@ -310,35 +310,13 @@ def pull(ctx: click.Context, ref: str, dest: Path) -> None:
 @click.pass_context
 def diff(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
     """Metrics, lineage and files of two versions side by side."""
-    reg = _open(ctx)
-    left, right = reg.resolve(a, serving_only=False), reg.resolve(b, serving_only=False)
-    rows = []
-    for key in sorted(left.metrics.keys() | right.metrics.keys()):
-        x, y = left.metrics.get(key), right.metrics.get(key)
-        rows.append(
-            {
-                "field": f"metric {key}",
-                left.ref: x,
-                right.ref: y,
-                "delta": None if x is None or y is None else round(y - x, 6),
-            }
-        )
-    lineage_a, lineage_b = left.lineage.model_dump(), right.lineage.model_dump()
-    for key in sorted(lineage_a.keys() | lineage_b.keys()):
-        if lineage_a.get(key) != lineage_b.get(key):
-            rows.append({"field": key, left.ref: lineage_a.get(key), right.ref: lineage_b.get(key), "delta": None})
-    files_a = {f.path: f.sha256 for f in left.files}
-    files_b = {f.path: f.sha256 for f in right.files}
-    changed = sum(1 for p in files_a.keys() & files_b.keys() if files_a[p] != files_b[p])
-    summary = {
-        "added": len(files_b.keys() - files_a.keys()),
-        "removed": len(files_a.keys() - files_b.keys()),
-        "changed": changed,
-    }
+    difference = _open(ctx).diff(a, b)
     if as_json:
-        click.echo(json.dumps({"a": left.ref, "b": right.ref, "fields": rows, "files": summary}, indent=2))
+        click.echo(json.dumps(difference, indent=2))
         return
-    _emit(rows, False, ["field", left.ref, right.ref, "delta"])  # commands stopped: metric names are anyone's text
+    left, right, summary = difference["a"], difference["b"], difference["files"]
+    # _emit stops workflow commands: metric names are anyone's text.
+    _emit(difference["fields"], False, ["field", left, right, "delta"])
     click.echo(f"files: {summary['added']} added, {summary['removed']} removed, {summary['changed']} changed")
 
 
@@ -374,7 +352,7 @@ def _cell(value: Any) -> str:
 @contextlib.contextmanager
 def _terminated_says(doing: str, outcome: str):
     """One line on stderr when SIGTERM ends a transfer (the library has cleaned up; exit 143)."""
-    from llmci.registry.registry import Terminated
+    from llmci.registry.versions import Terminated
 
     try:
         yield

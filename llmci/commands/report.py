@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -42,14 +41,17 @@ def report(
     """
     from llmci import gha
     from llmci.errors import ExitCode
-    from llmci.report.report import load_comparison, load_lint, pull_request_from_environment
-    from llmci.report.report import report as run_report
+    from llmci.report.publish import (
+        credentials_from_environment,
+        load_comparison,
+        load_lint,
+        pull_request_from_environment,
+    )
+    from llmci.report.publish import report as run_report
 
     data = load_comparison(comparison)
     lint = load_lint(lint_path) if lint_path else None
-    token = os.environ.get("GITHUB_TOKEN") or None
-    if token:
-        gha.add_mask(token)
+    token, comment_author = credentials_from_environment()
     pull_request = pull_request_from_environment(repository=repo, number=number, sha=sha)
     outcome = run_report(
         data,
@@ -59,7 +61,7 @@ def report(
         output=output,
         key=key,
         check=check,
-        comment_author=os.environ.get("LLMCI_COMMENT_AUTHOR") or None,
+        comment_author=comment_author,
     )
     for warning in outcome.warnings:
         gha.warning(warning)
@@ -76,5 +78,4 @@ def report(
     if gha.in_actions():
         gha.set_output("verdict", outcome.verdict)
         gha.set_output("comment-url", outcome.comment_url or "")
-    code = {"pass": ExitCode.OK, "regression": ExitCode.FAILED, "inconclusive": ExitCode.INCONCLUSIVE}
-    raise click.exceptions.Exit(code[outcome.verdict])
+    raise click.exceptions.Exit(ExitCode.for_verdict(outcome.verdict))

@@ -38,7 +38,7 @@ from llmci.lint.model import require_clean_templates
 from llmci.monitor.records import RecordSettings
 from llmci.registry import Manifest, Registry
 from llmci.registry.manifest import lineage_from_environment
-from llmci.registry.registry import sigterm_raises
+from llmci.registry.versions import sigterm_raises
 from llmci.serve.routing import Counts, ModelRoutes, RouterConfig, VersionRoute, counts_key
 
 ROUTER_IMPORT = "llmci.serve.app:build_router"

@@ -38,7 +38,7 @@ def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class HttpRetryPolicy:
     retries: int = 3
     backoff_s: float = 0.5
 
@@ -73,7 +73,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-async def post_json(client: Any, url: str, payload: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
+async def post_json(client: Any, url: str, payload: dict[str, Any], policy: HttpRetryPolicy) -> dict[str, Any]:
     """POST `payload` with an `httpx.AsyncClient`, retrying per `policy`; the JSON answer."""
     import httpx
 

@@ -19,7 +19,7 @@ from typing import Any
 from deepeval.models import DeepEvalBaseLLM
 
 from llmci.config import JudgeConfig, Price
-from llmci.eval.http import RetryPolicy, chat_answer, chat_payload, post_json, split_userinfo
+from llmci.eval.http import HttpRetryPolicy, chat_answer, chat_payload, post_json, split_userinfo
 
 
 @dataclass
@@ -35,7 +35,7 @@ current_usage: ContextVar[JudgeUsage | None] = ContextVar("llmci_judge_usage", d
 
 
 class OpenAICompatibleJudge(DeepEvalBaseLLM):
-    def __init__(self, config: JudgeConfig, *, price: Price | None, policy: RetryPolicy) -> None:
+    def __init__(self, config: JudgeConfig, *, price: Price | None, policy: HttpRetryPolicy) -> None:
         self.config = config
         self.base_url, self._basic_auth = split_userinfo(config.base_url)
         self.url = self.base_url.rstrip("/") + "/chat/completions"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 from llmci import gha
 from llmci.config import JudgeConfig, LoadedConfig, SuiteConfig
 from llmci.errors import InputError
-from llmci.eval.results import EMPTY_ROW, Results
+from llmci.eval.results import EMPTY_ROW, Results, RunStats, SuiteRun, score_problem, suite_metadata
 from llmci.redact import redact_userinfo, without_userinfo
 
 #: pytest exit codes that mean the suite itself could not run (0 and 1 are results).
@@ -44,10 +43,8 @@ DEEPEVAL_EARLIER_PROVIDERS = ("USE_OPENAI_MODEL", "USE_GEMINI_MODEL", "USE_LITEL
 
 def run_pytest_suite(
     loaded: LoadedConfig, name: str, suite: SuiteConfig, target_spec: str, *, cache_dir: Path | None = None
-) -> Any:
+) -> SuiteRun:
     """Run the suite's pytest files against `target_spec`; `cache_dir` None: the fixture caches nothing."""
-    from llmci.eval.runner import RunStats, SuiteRun, suite_metadata
-
     paths = [loaded.root / path for path in suite.pytest or []]
     for given, path in zip(suite.pytest or [], paths, strict=True):
         if not path.exists():
@@ -149,9 +146,9 @@ def rows_from_records(suite: str, records: list[dict[str, Any]]) -> list[dict[st
             }
             for metric in case.get("metrics_data") or []:
                 error, score = metric.get("error"), metric.get("score")
-                if error is None and (score is None or not math.isfinite(score)):
+                if error is None and (problem := score_problem(score)):
                     # A metric that raised left no score; the exception that ended the test says why.
-                    error = record.get("exception") or f"the metric returned no usable score ({score})"
+                    error = record.get("exception") or problem
                 rows.append(
                     {
                         **base,

@@ -1,4 +1,4 @@
-"""The results table `llmci eval` writes and `llmci compare` reads.
+"""The results table `llmci eval` writes and `llmci compare` reads, and the run (`SuiteRun`) that made it.
 
 One row per case x metric (columns in `COLUMNS`). Parquet when the file name
 ends in `.parquet`, else JSON Lines. Run metadata (target, model version, git
@@ -12,12 +12,18 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from llmci import __version__
 from llmci.errors import InputError
 from llmci.fsutil import atomic_write_bytes, atomic_write_text, display_path
+from llmci.redact import redact_userinfo
+
+if TYPE_CHECKING:
+    from llmci.config import LoadedConfig, SuiteConfig
 
 FORMAT = "llmci.eval-results/1"
 
@@ -49,6 +55,63 @@ EMPTY_ROW: dict[str, Any] = dict.fromkeys(COLUMNS)
 class Results:
     rows: list[dict[str, Any]]
     meta: dict[str, Any]
+
+
+@dataclass
+class RunStats:
+    model_calls: int = 0
+    judge_calls: int = 0
+    cached_generations: int = 0
+    cached_scores: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class SuiteRun:
+    results: Results
+    stats: RunStats = field(default_factory=RunStats)
+
+
+def score_problem(score: float | None) -> str | None:
+    """Why `score` is no score (missing, NaN, infinite), as a row's `error`; None when it is one."""
+    if score is None or not math.isfinite(score):
+        return f"the metric returned no usable score ({score})"
+    return None
+
+
+def suite_metadata(
+    loaded: LoadedConfig,
+    name: str,
+    suite: SuiteConfig,
+    target: str,
+    model_version: str | None,
+    dataset: str,
+    dataset_sha256: str,
+    judge: str | None,
+) -> dict[str, Any]:
+    """What the results table says about its run (docs/commands.md, `llmci eval`); no credentials in it."""
+    import deepeval
+
+    from llmci.registry.manifest import lineage_from_environment
+
+    lineage = lineage_from_environment(loaded.root)
+    return {
+        "suite": name,
+        "target": redact_userinfo(target),
+        "model_version": model_version,
+        "git_repo": lineage.git_repo,
+        "git_commit": lineage.git_commit,
+        "workflow_run_url": lineage.workflow_run_url,
+        "dataset": dataset,
+        "dataset_sha256": dataset_sha256,
+        "metrics": [metric.key for metric in suite.metrics],
+        "judge": redact_userinfo(judge) if judge is not None else None,
+        "generation": suite.generation.model_dump(),
+        "llmci_version": __version__,
+        "deepeval_version": deepeval.__version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def meta_path(path: Path) -> Path:

@@ -11,40 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import math
-import sys
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmci import __version__
 from llmci.config import GenerationConfig, JudgeConfig, LoadedConfig, SuiteConfig
 from llmci.errors import ConfigError, InputError, typed_first_line
 from llmci.eval.cache import EvalCache, cache_key, generation_key
 from llmci.eval.cases import Case, Generation, load_cases
-from llmci.eval.http import CallError, RetryPolicy
-from llmci.eval.results import EMPTY_ROW, Results
+from llmci.eval.http import CallError, HttpRetryPolicy
+from llmci.eval.results import EMPTY_ROW, Results, RunStats, SuiteRun, score_problem, suite_metadata
 from llmci.eval.targets import Target, open_target
 from llmci.fsutil import display_path
+from llmci.progress import ProgressMeter
 from llmci.redact import redact_userinfo, userinfo_secrets
-
-
-@dataclass
-class RunStats:
-    model_calls: int = 0
-    judge_calls: int = 0
-    cached_generations: int = 0
-    cached_scores: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class SuiteRun:
-    results: Results
-    stats: RunStats = field(default_factory=RunStats)
 
 
 def suite_config(loaded: LoadedConfig, name: str) -> SuiteConfig:
@@ -138,7 +118,7 @@ def _judge(loaded: LoadedConfig) -> Any:
     from llmci.eval.judge import OpenAICompatibleJudge
 
     return OpenAICompatibleJudge(
-        settings.judge, price=settings.prices.get(settings.judge.model), policy=RetryPolicy(settings.retries)
+        settings.judge, price=settings.prices.get(settings.judge.model), policy=HttpRetryPolicy(settings.retries)
     )
 
 
@@ -153,12 +133,12 @@ class _Run:
 
     async def all(self, cases: list[Case], concurrency: int, progress: bool | None, judge: Any) -> list[dict]:
         gate = asyncio.Semaphore(concurrency)
-        meter = _Progress(f"eval {self.suite}", len(cases), progress)
+        meter = ProgressMeter(f"eval {self.suite}", len(cases), progress, unit="case", leave=False, log_tenths=True)
 
         async def one(case: Case) -> list[dict[str, Any]]:
             async with gate:
                 rows = await self.case(case)
-            meter.advance(errors=self.stats.errors)
+            meter.advance(detail=f", {self.stats.errors} errors")
             return rows
 
         try:
@@ -256,8 +236,8 @@ class _Run:
             current_usage.reset(token)
             self.stats.judge_calls += usage.calls
         score = metric.score if error is None else None
-        if error is None and (score is None or not math.isfinite(score)):
-            error, score = f"the metric returned no usable score ({score})", None
+        if error is None and (problem := score_problem(score)):
+            error, score = problem, None
         row = {
             "metric": spec.key,
             "score": score,
@@ -270,65 +250,3 @@ class _Run:
         if error is None:
             self.cache.put("scores", key, row)
         return row
-
-
-def suite_metadata(
-    loaded: LoadedConfig,
-    name: str,
-    suite: SuiteConfig,
-    target: str,
-    model_version: str | None,
-    dataset: str,
-    dataset_sha256: str,
-    judge: str | None,
-) -> dict[str, Any]:
-    """What the results table says about its run (docs/commands.md, `llmci eval`); no credentials in it."""
-    import deepeval
-
-    from llmci.registry.manifest import lineage_from_environment
-
-    lineage = lineage_from_environment(loaded.root)
-    return {
-        "suite": name,
-        "target": redact_userinfo(target),
-        "model_version": model_version,
-        "git_repo": lineage.git_repo,
-        "git_commit": lineage.git_commit,
-        "workflow_run_url": lineage.workflow_run_url,
-        "dataset": dataset,
-        "dataset_sha256": dataset_sha256,
-        "metrics": [metric.key for metric in suite.metrics],
-        "judge": redact_userinfo(judge) if judge is not None else None,
-        "generation": suite.generation.model_dump(),
-        "llmci_version": __version__,
-        "deepeval_version": deepeval.__version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-class _Progress:
-    """A tqdm bar on a terminal; elsewhere (CI logs) one line per 10%."""
-
-    def __init__(self, what: str, total: int, enabled: bool | None) -> None:
-        self.what, self.total, self.done, self.next_tenth = what, total, 0, 1
-        interactive = sys.stderr.isatty() if enabled is None else enabled
-        self.bar = None
-        if interactive:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=what, unit="case", file=sys.stderr, leave=False)
-        self.logging = enabled is None and not interactive
-
-    def advance(self, *, errors: int) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update()
-        elif self.logging and self.done * 10 >= self.next_tenth * self.total:
-            self.next_tenth = self.done * 10 // self.total + 1
-            share = self.done * 100 // self.total
-            line = f"llmci: {self.what}: {share}% ({self.done}/{self.total} cases, {errors} errors)"
-            print(line, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -32,13 +32,13 @@ from llmci.errors import UsageError
 from llmci.eval.cases import Case, Generation
 from llmci.eval.http import (
     CallError,
-    RetryPolicy,
+    HttpRetryPolicy,
     chat_answer,
     chat_payload,
     post_json,
     split_userinfo,
 )
-from llmci.fsutil import cache_dir
+from llmci.fsutil import hash_cache
 from llmci.redact import redact_userinfo
 
 TARGET_FORMS = "registry:NAME@VERSION, hf:PATH, openai:BASE_URL#MODEL, openai-completions:BASE_URL#MODEL or recorded"
@@ -73,12 +73,12 @@ def open_target(spec: str, loaded: LoadedConfig, cache: Path | None = None) -> T
     kind, _, rest = spec.partition(":")
     if kind == "hf" and rest:
         folder = loaded.root / Path(rest).expanduser()  # an absolute PATH stays itself
-        hashes = (cache or cache_dir(loaded.root)) / "file-hashes.json"
+        hashes = hash_cache(loaded.root, cache)
         return LocalModelTarget(shown, folder, identity=f"hf:{_folder_digest(folder, shown, hashes)}")
     if kind == "registry" and rest:
         from llmci.registry import open_registry, parse_ref, pull_cached
 
-        manifest, folder = pull_cached(open_registry(loaded), parse_ref(rest), loaded.root, cache)
+        manifest, folder = pull_cached(open_registry(loaded, cache=cache), parse_ref(rest), loaded.root, cache)
         target = LocalModelTarget(shown, folder, identity=f"registry:{manifest.digest}")
         target.model_version = manifest.ref
         return target
@@ -93,7 +93,7 @@ def open_target(spec: str, loaded: LoadedConfig, cache: Path | None = None) -> T
             model,
             api_key=os.environ.get(settings.api_key_env),
             price=settings.prices.get(model),
-            policy=RetryPolicy(settings.retries),
+            policy=HttpRetryPolicy(settings.retries),
             chat=kind == "openai",
         )
     raise UsageError(f"--target {shown}: unknown target", hint=f"use {TARGET_FORMS}")
@@ -166,7 +166,7 @@ class OpenAITarget(Target):
         *,
         api_key: str | None,
         price: Price | None,
-        policy: RetryPolicy,
+        policy: HttpRetryPolicy,
         chat: bool = True,
     ) -> None:
         base_url, self._basic_auth = split_userinfo(base_url)

@@ -25,13 +25,11 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmci.fsutil import atomic_write_text, synced_temporary
+from llmci.lint.findings import FileResult, Finding, PendingRef
 from llmci.lint.rules import RULES, Severity
-
-if TYPE_CHECKING:
-    from llmci.lint.engine import FileResult, Finding, PendingRef
 
 CACHE_FILE = "lint-cache.json"
 #: Overrides where the signing key is kept (tests; a shared machine account).
@@ -97,8 +95,6 @@ class LintCache:
         return hmac.new(self._key, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def get(self, key: str, display: str) -> FileResult | None:
-        from llmci.lint.engine import FileResult
-
         entry = self._old.get(key)
         try:
             result = FileResult([_finding(display, row) for row in entry["f"]], [_ref(row) for row in entry["r"]])
@@ -125,8 +121,6 @@ class LintCache:
 
 def _finding(display: str, row: Any) -> Finding:
     """A cached finding, checked field by field (ValueError or TypeError when it is not one)."""
-    from llmci.lint.engine import Finding
-
     line, column, rule, severity, message = row
     if not (_position(line) and _position(column) and isinstance(message, str) and rule in RULES):
         raise ValueError("not a cached finding")
@@ -134,8 +128,6 @@ def _finding(display: str, row: Any) -> Finding:
 
 
 def _ref(row: Any) -> PendingRef:
-    from llmci.lint.engine import PendingRef
-
     names, line, column, severity, message = row
     if not (
         isinstance(names, list)

@@ -17,10 +17,15 @@ Templates are read, never rendered.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from llmci.errors import InputError, UsageError, first_line
+
+if TYPE_CHECKING:
+    from llmci.registry import Manifest, Registry
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 TEMPLATE_FILE = "chat_template.jinja"
@@ -129,4 +134,36 @@ def gguf_templates(path: Path, display: str) -> list[EmbeddedTemplate]:
         if not isinstance(value, str):
             raise InputError(f"{display}: metadata {key} is not a string")
         templates.append(EmbeddedTemplate(f"{display}#{key}", value.encode("utf-8")))
+    return templates
+
+
+def registry_templates(registry: Registry, manifest: Manifest) -> list[EmbeddedTemplate]:
+    """The chat templates of a version: small files read whole; GGUF files pulled to read their metadata."""
+    from llmci.registry.manifest import Manifest, content_digest
+
+    prefix = f"registry:{manifest.ref}"
+    templates: list[EmbeddedTemplate] = []
+    ggufs = []
+    for entry in sorted(manifest.files, key=lambda e: e.path):
+        if not is_template_file(entry.path):
+            continue
+        if entry.path.endswith(".gguf"):
+            ggufs.append(entry)
+        else:
+            templates += file_templates(entry.path, f"{prefix}/{entry.path}", registry.read_file(manifest, entry.path))
+    if ggufs:
+        # The GGUF reader needs a file: a pull of just those files, verified like any pull.
+        part = Manifest(
+            name=manifest.name,
+            version=manifest.version,
+            digest=content_digest(ggufs),
+            created_at=manifest.created_at,
+            files=ggufs,
+            size=sum(entry.size for entry in ggufs),
+        )
+        with tempfile.TemporaryDirectory(prefix="llmci-gguf-") as tmp:
+            folder = Path(tmp) / "model"
+            registry.pull(part, folder)
+            for entry in ggufs:
+                templates += file_templates(entry.path, f"{prefix}/{entry.path}", path=folder / entry.path)
     return templates

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import hashlib
 import os
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -21,11 +18,15 @@ from llmci.fsutil import display_path
 from llmci.lint import embedded
 from llmci.lint.analysis import Issue, TemplateRef, check_nodes, walk_tree
 from llmci.lint.cache import LintCache
+from llmci.lint.columns import SourceIndex
+from llmci.lint.findings import FileResult, Finding, LintReport, PendingRef, Source, TemplateSpec
 from llmci.lint.flow import FlowAnalyzer
 from llmci.lint.invisible import invisible_issues
 from llmci.lint.poison import injection_issues, text_issues
 from llmci.lint.rules import RULES, Severity
+from llmci.lint.suppressions import suppressions
 from llmci.lint.tokens import estimate_tokens
+from llmci.lint.whitespace import whitespace_issues
 from llmci.templating import CHAT_TEMPLATE_GLOBALS, TemplateKind, make_environment
 
 #: Suffixes of the files a folder given on the command line is searched for.
@@ -44,106 +45,6 @@ CHAT_ENVIRONMENT = "in the chat-template environment (Jinja's built-ins, as appl
 #: What `llmci lint registry:NAME@VERSION` starts with.
 REGISTRY_PREFIX = "registry:"
 
-_SUPPRESSION = re.compile(r"\{#-?\s*llmci:\s*(disable|disable-file)\s*=\s*([\w\-, ]+?)\s*-?#\}")
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    path: str
-    line: int
-    column: int
-    rule: str
-    severity: Severity
-    message: str
-
-    def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        return data
-
-
-@dataclass(frozen=True)
-class TemplateSpec:
-    """What the linter knows about one template (from its `prompts` entry, if any)."""
-
-    kind: TemplateKind = "prompt"
-    variables: frozenset[str] = frozenset()
-    untrusted: frozenset[str] = frozenset()
-    max_tokens: int | None = None
-    #: Rule id -> "off" | severity, already merged (entry over `lint.rules`).
-    settings: tuple[tuple[str, str], ...] = ()
-    #: False for a template no `prompts` entry matches: syntax and safety only.
-    declared: bool = False
-    #: Filters, tests and globals the entry adds to `lint.filters`, `lint.tests` and `lint.globals`.
-    filters: tuple[str, ...] = ()
-    tests: tuple[str, ...] = ()
-    globals: tuple[str, ...] = ()
-    #: Whitespace rules: off for templates read out of a model, whose whitespace nobody edits.
-    style: bool = True
-
-    def fingerprint(self) -> str:
-        return repr(
-            (
-                self.kind,
-                sorted(self.variables),
-                sorted(self.untrusted),
-                self.max_tokens,
-                self.settings,
-                self.declared,
-                self.filters,
-                self.tests,
-                self.globals,
-                self.style,
-            )
-        )
-
-
-@dataclass(frozen=True)
-class PendingRef:
-    """A template reference checked at report time, so cached results stay right when files appear."""
-
-    names: tuple[str, ...]
-    line: int
-    column: int
-    severity: Severity
-    message: str
-
-
-@dataclass
-class FileResult:
-    findings: list[Finding] = field(default_factory=list)
-    refs: list[PendingRef] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Source:
-    """One template to lint: how findings name it, its bytes (read when linted), its spec and include folders."""
-
-    display: str
-    spec: TemplateSpec
-    search: tuple[str, ...]
-    path: Path | None = None
-    data: bytes | None = None
-
-    def read(self) -> bytes:
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        try:
-            return self.path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{self.display}: cannot read: {exc.strerror}") from None
-
-
-@dataclass
-class LintReport:
-    findings: list[Finding]
-    files: int
-    cached: int = 0
-
-    def count(self, severity: Severity) -> int:
-        return sum(1 for finding in self.findings if finding.severity is severity)
-
 
 class Linter:
     """Lints templates under one configuration; environments and globs are built once."""
@@ -155,6 +56,7 @@ class Linter:
         self.search_path = [str((self.root / folder).resolve()) for folder in self.config.lint.search_path]
         #: Where the templates the config names may be: the project and the search path (links resolved).
         self._allowed = [self.root, *map(Path, self.search_path)]
+        self.cache_dir = cache_dir
         self.cache = LintCache(cache_dir, self._engine_fingerprint()) if cache_dir else None
         self._environments: dict[tuple[TemplateKind, tuple[str, ...], tuple[str, ...]], jinja2.Environment] = {}
 
@@ -268,13 +170,12 @@ class Linter:
 
     def _registry_sources(self, ref: str) -> list[Source]:
         """The chat templates of a registry version, read from the registry (every byte verified)."""
-        from llmci.lint.model import registry_templates
         from llmci.registry import open_registry
 
-        registry = open_registry(self.loaded, os.environ.get("LLMCI_REGISTRY"))
+        registry = open_registry(self.loaded, os.environ.get("LLMCI_REGISTRY"), cache=self.cache_dir)
         manifest = registry.resolve(ref, serving_only=False)
         spec = self.model_spec(None)
-        return [Source(t.display, spec, (), data=t.source) for t in registry_templates(registry, manifest)]
+        return [Source(t.display, spec, (), data=t.source) for t in embedded.registry_templates(registry, manifest)]
 
     # -- linting --------------------------------------------------------------------------
 
@@ -452,93 +353,3 @@ class _Findings:
                 column = self.source.column(ref.line, ref.names[0])
                 result.refs.append(PendingRef(ref.names, ref.line, column, severity, message))
         return result
-
-
-class SourceIndex:
-    """Finds columns: Jinja's AST knows lines only, so the column is where the needle is in code.
-
-    Code is what lies between `{{ }}` / `{% %}`; the same word in the static
-    text around it ("question: {{ question }}") is not a match.
-    """
-
-    _CODE = re.compile(r"\{[{%].*?[}%]\}", re.DOTALL)
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self._line_starts: list[int] | None = None
-        self._code: list[tuple[int, int]] | None = None
-
-    def column(self, line: int, needle: str | None, occurrence: int = 0) -> int:
-        if needle is None or not self.source:
-            return 1
-        if self._line_starts is None:
-            self._line_starts = [0] + [m.end() for m in re.finditer("\n", self.source)]
-            self._code = [m.span() for m in self._CODE.finditer(self.source)]
-        if not 0 < line <= len(self._line_starts):
-            return 1
-        start = self._line_starts[line - 1]
-        end = self._line_starts[line] if line < len(self._line_starts) else len(self.source)
-        pattern = re.compile(rf"(?<!\w){re.escape(needle)}(?!\w)")
-        in_code = [m.start() for m in pattern.finditer(self.source, start, end) if self._in_code(m.start())]
-        if in_code:
-            return in_code[min(occurrence, len(in_code) - 1)] - start + 1
-        index = self.source.find(needle, start, end)
-        return index - start + 1 if index >= 0 else 1
-
-    def _in_code(self, offset: int) -> bool:
-        assert self._code is not None
-        index = bisect.bisect_right(self._code, (offset, float("inf"))) - 1
-        return index >= 0 and self._code[index][0] <= offset < self._code[index][1]
-
-
-def suppressions(source: str) -> tuple[set[str], dict[int, set[str]]]:
-    """Rules disabled for the whole file, and per line.
-
-    `{# llmci: disable=RULE[,RULE] #}` on a line of its own applies to the next
-    line; after other text, to its own line. `disable-file=` applies to the
-    whole file. `all` disables every rule.
-    """
-    whole: set[str] = set()
-    per_line: dict[int, set[str]] = {}
-    if "llmci:" not in source:
-        return whole, per_line
-    for match in _SUPPRESSION.finditer(source):
-        rules = {rule.strip() for rule in match.group(2).split(",") if rule.strip()}
-        if match.group(1) == "disable-file":
-            whole |= rules
-            continue
-        line = source.count("\n", 0, match.start()) + 1
-        start = source.rfind("\n", 0, match.start()) + 1
-        end = source.find("\n", match.end())
-        alone = not (source[start : match.start()].strip() or source[match.end() : None if end < 0 else end].strip())
-        per_line.setdefault(line + 1 if alone else line, set()).update(rules)
-    return whole, per_line
-
-
-_TRAILING = re.compile(r"[ \t]+(?=\r?$)", re.MULTILINE)
-# Indentation holding both characters must have a space next to a tab somewhere.
-_MIXED = re.compile(r"^[ \t]*(?: \t|\t )", re.MULTILINE)
-
-
-def whitespace_issues(source: str) -> list[Issue]:
-    issues = []
-    checks = []
-    # Searching costs more than these tests of whether there can be a match at all.
-    if " \n" in source or "\t\n" in source or " \r" in source or "\t\r" in source or source.endswith((" ", "\t")):
-        checks.append((_TRAILING, "trailing-whitespace", "trailing whitespace"))
-    if "\t" in source:
-        checks.append((_MIXED, "mixed-indentation", "indentation mixes tabs and spaces"))
-    for pattern, rule, message in checks:
-        line, counted = 1, 0
-        for match in pattern.finditer(source):
-            line += source.count("\n", counted, match.start())
-            counted = match.start()
-            line_start = source.rfind("\n", 0, match.start()) + 1
-            column = 1 if rule == "mixed-indentation" else match.start() - line_start + 1
-            issues.append(Issue(rule, line, message, column=column))
-    if source and not source.endswith("\n"):
-        last = source.rsplit("\n", 1)[-1]
-        issues.append(
-            Issue("missing-final-newline", source.count("\n") + 1, "no newline at end of file", column=len(last) + 1)
-        )
-    return issues

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from llmci import __version__
-from llmci.lint.engine import Finding, LintReport
+from llmci.lint.findings import Finding, LintReport
 from llmci.lint.rules import RULES, Severity
 
 FORMATS = ("text", "json", "sarif", "github")

@@ -8,14 +8,14 @@ deployed.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmci.config import Config, LoadedConfig
 from llmci.errors import ExitCode, LlmciError
-from llmci.lint.embedded import EmbeddedTemplate, file_templates, is_template_file
-from llmci.lint.engine import Linter, LintReport, Source
+from llmci.lint.embedded import registry_templates
+from llmci.lint.engine import Linter
+from llmci.lint.findings import LintReport, Source
 from llmci.lint.rules import Severity
 
 if TYPE_CHECKING:
@@ -53,35 +53,3 @@ def require_clean_templates(registry: Registry, manifest: Manifest, loaded: Load
             f"{first.message}{more}",
             hint=f"see every finding with `llmci lint registry:{manifest.ref}`",
         )
-
-
-def registry_templates(registry: Registry, manifest: Manifest) -> list[EmbeddedTemplate]:
-    """The chat templates of a version: small files read whole; GGUF files pulled to read their metadata."""
-    from llmci.registry.manifest import Manifest, content_digest
-
-    prefix = f"registry:{manifest.ref}"
-    templates: list[EmbeddedTemplate] = []
-    ggufs = []
-    for entry in sorted(manifest.files, key=lambda e: e.path):
-        if not is_template_file(entry.path):
-            continue
-        if entry.path.endswith(".gguf"):
-            ggufs.append(entry)
-        else:
-            templates += file_templates(entry.path, f"{prefix}/{entry.path}", registry.read_file(manifest, entry.path))
-    if ggufs:
-        # The GGUF reader needs a file: a pull of just those files, verified like any pull.
-        part = Manifest(
-            name=manifest.name,
-            version=manifest.version,
-            digest=content_digest(ggufs),
-            created_at=manifest.created_at,
-            files=ggufs,
-            size=sum(entry.size for entry in ggufs),
-        )
-        with tempfile.TemporaryDirectory(prefix="llmci-gguf-") as tmp:
-            folder = Path(tmp) / "model"
-            registry.pull(part, folder)
-            for entry in ggufs:
-                templates += file_templates(entry.path, f"{prefix}/{entry.path}", path=folder / entry.path)
-    return templates

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from llmci.config import AlertsConfig, EmailConfig
 from llmci.errors import AlertsUndelivered, GitHubError, first_line
-from llmci.eval.http import RetryPolicy
+from llmci.eval.http import HttpRetryPolicy
 from llmci.monitor.metrics import METRICS
 from llmci.monitor.report import DeployMark
 from llmci.redact import redact_userinfo, without_userinfo
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 NoticeKind = Literal["firing", "reopened", "repeat", "level_changed", "resolved"]
 
 #: Slack: 3 attempts; a Retry-After over a minute (llmci.eval.http.MAX_RETRY_AFTER_S) fails for the next run.
-SLACK_POLICY = RetryPolicy(retries=2, backoff_s=2.0)
-SMTP_POLICY = RetryPolicy(retries=2, backoff_s=5.0)
+SLACK_POLICY = HttpRetryPolicy(retries=2, backoff_s=2.0)
+SMTP_POLICY = HttpRetryPolicy(retries=2, backoff_s=5.0)
 #: Slack allows 50 blocks a message; alerts past this many are counted, not shown (the dashboard lists them all).
 SLACK_MAX_NOTICES = 20
 #: GitHub refuses an issue title longer than this.
@@ -167,8 +167,8 @@ def senders_from_config(
     env: Mapping[str, str],
     github: GitHub | None,
     ssl_context: ssl.SSLContext | None = None,
-    slack_policy: RetryPolicy = SLACK_POLICY,
-    smtp_policy: RetryPolicy = SMTP_POLICY,
+    slack_policy: HttpRetryPolicy = SLACK_POLICY,
+    smtp_policy: HttpRetryPolicy = SMTP_POLICY,
 ) -> list[Sender]:
     """A sender per channel `monitor.alerts` configures (a channel that cannot work fails when it sends)."""
     senders: list[Sender] = []
@@ -393,7 +393,7 @@ class SlackSender:
     channel = "slack"
 
     def __init__(
-        self, webhook_env: str, *, env: Mapping[str, str], policy: RetryPolicy = SLACK_POLICY, timeout_s: float = 10
+        self, webhook_env: str, *, env: Mapping[str, str], policy: HttpRetryPolicy = SLACK_POLICY, timeout_s: float = 10
     ) -> None:
         self.webhook_env = webhook_env
         self._env = env
@@ -455,7 +455,7 @@ class EmailSender:
         *,
         env: Mapping[str, str],
         ssl_context: ssl.SSLContext | None = None,
-        policy: RetryPolicy = SMTP_POLICY,
+        policy: HttpRetryPolicy = SMTP_POLICY,
         timeout_s: float = 30,
     ) -> None:
         self.config = config

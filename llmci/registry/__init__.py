@@ -12,13 +12,15 @@ import contextlib
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 from llmci.config import LoadedConfig
-from llmci.errors import IntegrityError
-from llmci.fsutil import cache_dir
+from llmci.errors import IntegrityError, UsageError
+from llmci.fsutil import cache_dir, hash_cache
+from llmci.registry.file_store import FileStore
 from llmci.registry.manifest import Lineage, Manifest, check_folder
-from llmci.registry.registry import STAGES, DestinationTaken, PublishResult, Ref, Registry, parse_ref
-from llmci.registry.store import open_store
+from llmci.registry.store import Store
+from llmci.registry.versions import STAGES, DestinationTaken, PublishResult, Ref, Registry, parse_ref
 
 __all__ = [
     "STAGES",
@@ -28,6 +30,7 @@ __all__ = [
     "Ref",
     "Registry",
     "open_registry",
+    "open_store",
     "parse_ref",
     "pull_cached",
 ]
@@ -42,8 +45,24 @@ def open_registry(
     """
     settings = loaded.config.registry
     store = open_store(uri or settings.uri, root=loaded.root, endpoint_url=settings.endpoint_url)
-    hashes = (cache or cache_dir(loaded.root)) / "file-hashes.json"
-    return Registry(store, hash_cache=hashes, progress=progress)
+    return Registry(store, hash_cache=hash_cache(loaded.root, cache), progress=progress)
+
+
+def open_store(uri: str, *, root: Path | None = None, endpoint_url: str | None = None) -> Store:
+    """The store for `file://PATH` (relative to `root`) or `s3://bucket/prefix`."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        path = Path(parsed.netloc + parsed.path) if parsed.netloc not in ("", "localhost") else Path(parsed.path)
+        if not path.is_absolute():
+            path = (root or Path.cwd()) / path
+        return FileStore(path)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise UsageError(f"registry URI '{uri}' names no bucket", hint="use s3://BUCKET/PREFIX")
+        from llmci.registry.s3 import S3Store
+
+        return S3Store(parsed.netloc, parsed.path.strip("/"), endpoint_url=endpoint_url)
+    raise UsageError(f"registry URI '{uri}' must start with file:// or s3://")
 
 
 def default_actor() -> str:
@@ -70,7 +89,7 @@ def pull_cached(registry: Registry, ref: Ref | str, root: Path, cache: Path | No
     manifest = registry.resolve(ref)
     base = cache or cache_dir(root)
     folder = base / "models" / f"{manifest.name}-{manifest.version}-{manifest.digest[7:19]}"
-    hashes = base / "file-hashes.json"
+    hashes = hash_cache(root, base)
     if folder.exists():
         problem = check_folder(folder, manifest, hashes)
         if problem is None:

@@ -1,21 +1,25 @@
-"""The comparison document (`llmci.comparison/1`) as `llmci report` reads it.
+"""The comparison document (`llmci.comparison/1`): `llmci compare` builds it, `llmci report` reads it.
 
-The file comes from another job's artifact: it is validated before anything
-renders it, so a damaged or hand-edited file is one error line naming the
-field, never a traceback. Fields the report does not show are kept as they are.
+One typed model for both. The writer builds `Comparison` and writes its dump
+(only the fields it set, in the order it set them). The reader gets the
+file from another job's artifact: it is validated before anything renders it,
+so a damaged or hand-edited file is one error line naming the field, never a
+traceback. Fields the model does not declare are kept as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, TypeAdapter, ValidationError
 
 from llmci.errors import InputError
 
-COMPARISON_FORMAT = "llmci.comparison/1"
+#: The document's `format`, written once: the model's type, and the string the writer puts in.
+ComparisonFormat = Literal["llmci.comparison/1"]
+COMPARISON_FORMAT: str = get_args(ComparisonFormat)[0]
 Status = Literal["pass", "regression", "inconclusive"]
 #: Strict: a number written as text ("-1") is damage, not something to convert.
 Number = StrictFloat | None
@@ -26,10 +30,15 @@ class _Part(BaseModel):
 
 
 class Side(_Part):
+    """The metadata of one side's results table (declared in the order `llmci eval` writes it)."""
+
+    format: str | None = None
+    suite: str | None = None
     target: str | None = None
     model_version: str | None = None
-    git_commit: str | None = None
     git_repo: str | None = None
+    git_commit: str | None = None
+    workflow_run_url: str | None = None
     dataset: str | None = None
     dataset_sha256: str | None = None
 
@@ -39,6 +48,9 @@ class Stats(_Part):
     candidate: Number = None
     delta: Number = None
     ci: tuple[Number, Number] = (None, None)
+    p_value: Number = None
+    #: Pass rates only: McNemar's test and the discordant cases.
+    mcnemar_p_value: Number = None
     regressed: StrictInt | None = None
     fixed: StrictInt | None = None
 
@@ -46,6 +58,7 @@ class Stats(_Part):
 class CaseSide(_Part):
     output: Any = None
     score: Number = None
+    success: bool | None = None
     reason: Any = None
 
 
@@ -62,11 +75,18 @@ class Metric(_Part):
     metric: str
     status: Status
     reasons: list[str] = Field(default_factory=list)
+    #: The metric's gate as configured, and the statistic it was applied to.
+    gate: dict[str, Any] | None = None
     n_matched: StrictInt = 0
+    n_inconclusive: StrictInt = 0
+    n_only_baseline: StrictInt = 0
+    n_only_candidate: StrictInt = 0
     score: Stats = Field(default_factory=Stats)
     pass_rate: Stats | None = None
     regressed_cases: list[Case] = Field(default_factory=list)
+    fixed_cases: list[Case] = Field(default_factory=list)
     n_regressed_cases: StrictInt = 0
+    n_fixed_cases: StrictInt = 0
 
 
 class Pair(_Part):
@@ -98,7 +118,7 @@ class Settings(_Part):
 
 
 class Comparison(_Part):
-    format: Literal["llmci.comparison/1"]
+    format: ComparisonFormat
     verdict: Status
     baseline: Side = Field(default_factory=Side)
     candidate: Side = Field(default_factory=Side)
@@ -120,6 +140,23 @@ class Finding(_Part):
 
 
 _Findings = TypeAdapter(list[Finding])
+
+
+def build_comparison(document: dict[str, Any]) -> dict[str, Any]:
+    """What `llmci compare` writes: `document` typed by the model (only the fields it set, in its key order)."""
+    with _one_line("the comparison of the two tables", "llmci eval"):  # their metadata is anyone's text
+        typed = Comparison.model_validate(document)
+    return _ordered_like(document, typed.model_dump(mode="json", exclude_unset=True))
+
+
+def _ordered_like(written: Any, dumped: Any) -> Any:
+    """`dumped` with its keys in the order of `written`, the same document before validation."""
+    if isinstance(written, dict) and isinstance(dumped, dict):
+        keys = [key for key in written if key in dumped] + [key for key in dumped if key not in written]
+        return {key: _ordered_like(written.get(key), dumped[key]) for key in keys}
+    if isinstance(written, list) and isinstance(dumped, list):
+        return [_ordered_like(w, d) for w, d in zip(written, dumped, strict=False)]
+    return dumped
 
 
 def validate_comparison(data: Any, source: str) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class Marker:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class GitHubRetryPolicy:
     retries: int = 4
     backoff_s: float = 1.0
     #: The longest wait for a rate-limit reset or Retry-After; beyond it the report fails with the reset time.
@@ -106,7 +106,7 @@ class GitHub:
         api_url: str,
         token: str,
         repository: str,
-        policy: RetryPolicy | None = None,
+        policy: GitHubRetryPolicy | None = None,
         comment_author: str | None = None,
     ) -> None:
         try:
@@ -114,7 +114,7 @@ class GitHub:
         except ImportError:
             raise UsageError("posting to GitHub needs PyGithub", hint="pip install 'llmci[github]'") from None
 
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or GitHubRetryPolicy()
         self._author = comment_author
         # Our own retry loop (below) knows which writes are safe to repeat; PyGithub's would retry POSTs blindly.
         # Its pacing (0.25 s per request, 1 s per write) is for bulk clients; a report makes a handful of requests.

@@ -57,8 +57,7 @@ class ModelServer:
     def __init__(self, args: dict[str, Any]) -> None:
         from pathlib import Path
 
-        from llmci.registry import Registry, pull_cached
-        from llmci.registry.store import open_store
+        from llmci.registry import Registry, open_store, pull_cached
         from llmci.serve.generator import Generator
 
         settings = ModelArgs.model_validate(args)

@@ -70,7 +70,7 @@ class Recorder:
             return
         store = None
         if settings is not None:
-            from llmci.registry.store import open_store
+            from llmci.registry import open_store
 
             store = open_store(settings.registry, endpoint_url=settings.endpoint_url)
             self.buffer.max_buffered = settings.max_buffered

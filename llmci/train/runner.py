@@ -23,14 +23,16 @@ from llmci.fsutil import display_path
 from llmci.redact import redact_userinfo, without_userinfo
 from llmci.registry import Registry, default_actor, pull_cached
 from llmci.registry.manifest import Lineage, lineage_from_environment
-from llmci.registry.registry import parse_ref
+from llmci.registry.versions import parse_ref
 from llmci.templating import load_template
 from llmci.train.dataset import Dataset, Example, load_dataset
 from llmci.train.loop import IGNORE, STATE_FILE, read_train_state, steps_per_epoch
 
 
 @dataclass(frozen=True)
-class BaseModel:
+class BaseModelSource:
+    """The model training starts from: where to load it and how llmci.yaml named it."""
+
     path: str  # what from_pretrained is given: a local folder or a hub id
     reference: str  # as written in llmci.yaml, resolved (registry refs get their version)
 
@@ -39,7 +41,7 @@ class BaseModel:
 class TrainPlan:
     config: TrainConfig
     root: Path
-    base: BaseModel
+    base: BaseModelSource
     dataset: Dataset
     eval_source: str
     train_examples: list[tuple[list[int], list[int]]]
@@ -113,19 +115,19 @@ def train_section(loaded: LoadedConfig) -> TrainConfig:
     return loaded.config.train
 
 
-def resolve_base_model(spec: str, root: Path, registry: Registry | None) -> BaseModel:
+def resolve_base_model(spec: str, root: Path, registry: Registry | None) -> BaseModelSource:
     """A local folder, `registry:NAME@REF` (pulled once into .llmci/cache/models), or a hub id."""
     if spec.startswith("registry:"):
         if registry is None:
             raise ConfigError(f"train.base_model '{spec}' needs a registry")
         manifest, folder = pull_cached(registry, parse_ref(spec.removeprefix("registry:")), root)
-        return BaseModel(str(folder), f"registry:{manifest.ref}")
+        return BaseModelSource(str(folder), f"registry:{manifest.ref}")
     local = (root / spec).expanduser().resolve()
     if local.is_dir():
-        return BaseModel(str(local), spec)
+        return BaseModelSource(str(local), spec)
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise InputError(f"train.base_model: {spec}: no such folder", hint="build it, or name a registry version")
-    return BaseModel(spec, spec)  # a hub id such as "org/name": from_pretrained downloads it
+    return BaseModelSource(spec, spec)  # a hub id such as "org/name": from_pretrained downloads it
 
 
 def plan_training(loaded: LoadedConfig, registry: Registry | None = None) -> TrainPlan:
@@ -172,7 +174,7 @@ def plan_training(loaded: LoadedConfig, registry: Registry | None = None) -> Tra
     )
 
 
-def _load_tokenizer(base: BaseModel):
+def _load_tokenizer(base: BaseModelSource):
     from transformers import AutoTokenizer
 
     try:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmci.compare.compare import compare_results
+from llmci.compare.deltas import compare_results
 from llmci.compare.stats import mcnemar_exact, paired_bootstrap
 from llmci.config import CompareConfig, GateConfig
 from llmci.eval.results import EMPTY_ROW, Results, write_results

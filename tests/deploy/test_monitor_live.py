@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from llmci.monitor.records import read_window
-from llmci.registry.store import FileStore
+from llmci.registry.file_store import FileStore
 from tests.conftest import run_llmci
 from tests.deploy.conftest import Project, free_port
 

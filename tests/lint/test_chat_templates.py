@@ -16,7 +16,8 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from llmci.config import LoadedConfig, parse_config
-from llmci.lint.engine import Finding, Linter
+from llmci.lint.engine import Linter
+from llmci.lint.findings import Finding
 from llmci.lint.formats import render
 from tests.conftest import write_tree
 
@@ -145,7 +146,7 @@ def test_names_a_chat_template_only_tests_are_optional_arguments_listed_as_info(
 
 def test_optional_arguments_are_listed_in_json_and_sarif(tmp_path: Path) -> None:
     findings = lint(tmp_path, OPTIONAL)
-    from llmci.lint.engine import LintReport
+    from llmci.lint.findings import LintReport
 
     report = LintReport(findings, files=1)
     rows = json.loads(render(report, "json"))

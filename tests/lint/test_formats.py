@@ -8,7 +8,7 @@ from html import escape
 
 from markdown_it import MarkdownIt
 
-from llmci.lint.engine import Finding, LintReport
+from llmci.lint.findings import Finding, LintReport
 from llmci.lint.formats import render, summary_markdown
 from llmci.lint.rules import RULES, Severity
 

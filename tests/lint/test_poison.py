@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from llmci.config import Config, LoadedConfig
-from llmci.lint.engine import Linter, TemplateSpec
+from llmci.lint.engine import Linter
+from llmci.lint.findings import TemplateSpec
 from tests.conftest import CORPORA
 
 POISONED = Path(__file__).parent / "data" / "poisoned"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmci.config import LoadedConfig, parse_config
-from llmci.lint.engine import Finding, Linter
+from llmci.lint.engine import Linter
+from llmci.lint.findings import Finding
 from tests.conftest import write_tree
 
 

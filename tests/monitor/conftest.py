@@ -257,11 +257,11 @@ def github_api() -> Iterator[Any]:
 
 
 def github_client(server: Any, token: str = "ghs_actions") -> Any:
-    from llmci.report.github import GitHub, RetryPolicy
+    from llmci.report.github import GitHub, GitHubRetryPolicy
 
     return GitHub(
         api_url=server.api_url,
         token=token,
         repository=server.repository,
-        policy=RetryPolicy(retries=3, backoff_s=0.05, max_wait_s=5),
+        policy=GitHubRetryPolicy(retries=3, backoff_s=0.05, max_wait_s=5),
     )

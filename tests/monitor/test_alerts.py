@@ -12,11 +12,12 @@ import pytest
 
 from llmci.config import AlertsConfig, EmailConfig, GitHubIssuesConfig, SlackConfig
 from llmci.errors import ExitCode, IntegrityError
-from llmci.eval.http import RetryPolicy
+from llmci.eval.http import HttpRetryPolicy
 from llmci.monitor.alerts import AlertOutcome, StaleReport, claim_alerts, dispatch_alerts, load_state, state_key
 from llmci.monitor.notify import senders_from_config
 from llmci.monitor.report import DeployMark, Finding, Links, MonitorReport
-from llmci.registry.store import FileStore, PreconditionFailed
+from llmci.registry.file_store import FileStore
+from llmci.registry.store import PreconditionFailed
 from tests.monitor.conftest import SLACK_PATH, SlackReceiver, SmtpServer, github_client
 from tests.report.github_server import GitHubServer
 
@@ -397,7 +398,7 @@ def test_a_claim_left_by_a_run_that_died_is_sent_after_the_claim_expires(watch: 
 
 
 def test_a_failed_firing_that_resolves_meanwhile_is_sent_as_resolved(watch: Watch) -> None:
-    fast = RetryPolicy(retries=1, backoff_s=0.05)
+    fast = HttpRetryPolicy(retries=1, backoff_s=0.05)
     watch.slack.fail(500, times=2)
     senders = senders_from_config(watch.config, env=watch.env, github=github_client(watch.github), slack_policy=fast)
     failed = watch.run(latency("critical"), at=T0, senders=senders)

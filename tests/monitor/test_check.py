@@ -15,7 +15,7 @@ from llmci.config import load_config
 from llmci.monitor.check import check, judge, resolve_reference
 from llmci.monitor.records import read_window, write_part
 from llmci.monitor.report import MonitorReport
-from llmci.registry.store import FileStore
+from llmci.registry.file_store import FileStore
 from tests.conftest import QUICKSTART, run_llmci
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from llmci.config import EmailConfig
-from llmci.eval.http import RetryPolicy
+from llmci.eval.http import HttpRetryPolicy
 from llmci.monitor.notify import AlertGroup, EmailSender, GitHubIssueSender, Notice, NotifyError, SlackSender
 from llmci.monitor.report import DeployMark
 from tests.monitor.conftest import (
@@ -24,7 +24,7 @@ from tests.monitor.conftest import (
 )
 from tests.report.github_server import Fault, GitHubServer, Token
 
-FAST = RetryPolicy(retries=2, backoff_s=0.05)
+FAST = HttpRetryPolicy(retries=2, backoff_s=0.05)
 DASHBOARD = "https://octo.github.io/widgets/monitor/production.html"
 ROLLBACK = "https://github.com/octo/widgets/actions/workflows/deploy.yml"
 DEPLOY_RUN = "https://github.com/octo/widgets/actions/runs/4100"
@@ -60,7 +60,7 @@ def group(*notices: Notice) -> AlertGroup:
     )
 
 
-def slack_sender(receiver: SlackReceiver, policy: RetryPolicy = FAST) -> SlackSender:
+def slack_sender(receiver: SlackReceiver, policy: HttpRetryPolicy = FAST) -> SlackSender:
     return SlackSender("SLACK_WEBHOOK_URL", env={"SLACK_WEBHOOK_URL": receiver.url}, policy=policy)
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from llmci.monitor.records import RecordBuffer, private, read_window, read_window_sampled, write_part
-from llmci.registry.store import FileStore
+from llmci.registry.file_store import FileStore
 
 NOW = datetime(2026, 11, 27, 12, 30, tzinfo=timezone.utc)
 

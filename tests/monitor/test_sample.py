@@ -12,7 +12,7 @@ import pytest
 from llmci.errors import UsageError
 from llmci.monitor.records import write_part
 from llmci.monitor.sample import allocate, sample_cases, scrub
-from llmci.registry.store import FileStore
+from llmci.registry.file_store import FileStore
 
 NOW = datetime(2026, 11, 27, 12, 30, tzinfo=timezone.utc)
 

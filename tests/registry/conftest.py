@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmci.registry.registry import Registry
+from llmci.registry.versions import Registry
 
 #: Credentials for moto only; they open nothing real.
 FAKE_AWS = {
@@ -64,7 +64,7 @@ def registry_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def registry(registry_uri: str) -> Registry:
-    from llmci.registry.store import open_store
+    from llmci.registry import open_store
 
     return Registry(open_store(registry_uri), progress=False)
 

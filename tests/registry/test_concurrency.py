@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from llmci.errors import ConflictError
-from llmci.registry.registry import Registry
-from llmci.registry.store import open_store
+from llmci.registry import open_store
+from llmci.registry.versions import Registry
 from tests.registry.conftest import make_model
 
 N_PROCESSES = 4

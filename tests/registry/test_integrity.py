@@ -22,8 +22,8 @@ import pytest
 
 from llmci.errors import ExitCode, InputError, IntegrityError
 from llmci.registry.manifest import content_digest
-from llmci.registry.registry import Registry
 from llmci.registry.s3 import MULTIPART_BYTES
+from llmci.registry.versions import Registry
 from tests.conftest import run_llmci
 from tests.registry.conftest import FAKE_AWS, make_model
 
@@ -344,7 +344,7 @@ def test_a_download_stops_at_the_size_the_manifest_declares(tmp_path: Path, regi
         env = {**FAKE_AWS, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")}
     make_model(tmp_path / "model", big=3 << 20)
     assert run_llmci("registry", "publish", "model", "--name", "qa", cwd=tmp_path, env=env).code == 0
-    from llmci.registry.store import open_store
+    from llmci.registry import open_store
 
     registry = Registry(open_store(registry_uri, root=tmp_path), progress=False)
     tamper(registry, 1, _set("model.safetensors", "size", 10))

@@ -9,7 +9,7 @@ import pytest
 
 from llmci.errors import ConflictError, IntegrityError, NotFoundError, UsageError
 from llmci.registry.manifest import Lineage
-from llmci.registry.registry import PULLED_MANIFEST, Registry, parse_ref
+from llmci.registry.versions import PULLED_MANIFEST, Registry, parse_ref
 from tests.registry.conftest import make_model
 
 

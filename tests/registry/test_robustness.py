@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from llmci.errors import ExitCode
-from llmci.registry import pull_cached
-from llmci.registry.registry import PULLED_MANIFEST, Registry
-from llmci.registry.store import open_store
+from llmci.registry import open_store, pull_cached
+from llmci.registry.versions import PULLED_MANIFEST, Registry
 from tests.conftest import run_llmci
 from tests.registry.conftest import FAKE_AWS, make_model
 from tests.registry.s3_proxy import s3_proxy

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from llmci.errors import ExitCode
-from llmci.registry.registry import Registry
-from llmci.registry.store import open_store
+from llmci.registry import open_store
+from llmci.registry.versions import Registry
 from tests.conftest import run_llmci
 from tests.registry.conftest import FAKE_AWS, make_model
 from tests.registry.s3_proxy import s3_proxy

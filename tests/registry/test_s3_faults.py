@@ -15,9 +15,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from llmci.errors import ConflictError, ExitCode, NotFoundError, StorageError
-from llmci.registry.registry import Registry
+from llmci.registry import open_store
 from llmci.registry.s3 import MULTIPART_BYTES
-from llmci.registry.store import open_store
+from llmci.registry.versions import Registry
 from tests.conftest import run_llmci
 from tests.registry.conftest import FAKE_AWS, make_model
 

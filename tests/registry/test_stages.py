@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from llmci.errors import ConflictError, ExitCode, NotFoundError
-from llmci.registry.registry import Registry
-from llmci.registry.store import open_store
+from llmci.registry import open_store
+from llmci.registry.versions import Registry
 from tests.conftest import run_llmci
 from tests.registry.conftest import make_model
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmci.compare.compare import compare_results
+from llmci.compare.deltas import compare_results
 from llmci.config import CompareConfig
 from tests.report.github_server import GitHubServer
 

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from llmci.errors import ExitCode, GitHubError
-from llmci.report.github import ACTIONS_BOT, Marker, RetryPolicy
-from llmci.report.report import PullRequest, report
+from llmci.report.github import ACTIONS_BOT, GitHubRetryPolicy, Marker
+from llmci.report.publish import PullRequest, report
 from tests.report.conftest import SHA_NEW, SHA_OLD, comparison, regression
 from tests.report.github_server import Fault, GitHubServer, Token
 
-FAST = RetryPolicy(retries=3, backoff_s=0.05, max_wait_s=5)
+FAST = GitHubRetryPolicy(retries=3, backoff_s=0.05, max_wait_s=5)
 PASS = comparison([("bug", "bug")] * 10)
 
 

@@ -31,9 +31,8 @@ import numpy as np
 from llmci.compare.stats import mcnemar_exact, paired_bootstrap
 from llmci.config import CompareConfig, GateConfig
 from llmci.redact import redact_userinfo
+from llmci.report.comparison import COMPARISON_FORMAT, build_comparison
 
-FORMAT = "llmci.comparison/1"
-VERDICTS = ("pass", "regression", "inconclusive")
 #: Regressed and fixed cases listed per metric (the counts are always complete).
 MAX_LISTED_CASES = 20
 KEY = ["suite", "case_id", "metric"]
@@ -65,9 +64,9 @@ def compare_results(
     warnings = []
     if baseline_meta.get("dataset_sha256") != candidate_meta.get("dataset_sha256"):
         warnings.append("the two sides were evaluated on different datasets: only matching case ids are compared")
-    return _without_credentials(
+    document = _without_credentials(
         {
-            "format": FORMAT,
+            "format": COMPARISON_FORMAT,
             "verdict": verdict,
             "baseline": baseline_meta,
             "candidate": candidate_meta,
@@ -77,6 +76,7 @@ def compare_results(
             "warnings": warnings,
         }
     )
+    return build_comparison(document)
 
 
 def _without_credentials(value: Any) -> Any:

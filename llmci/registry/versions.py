@@ -35,10 +35,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from llmci.errors import ConflictError, IntegrityError, LlmciError, NotFoundError, UsageError
 from llmci.fsutil import display_path
+from llmci.progress import ProgressMeter
 from llmci.registry.manifest import (
     NAME_PATTERN,
     PULLED_MANIFEST,
@@ -644,6 +645,41 @@ class Registry:
                 f"the manifest says {entry.sha256[:12]}... size {entry.size}",
             )
 
+    # -- comparing ------------------------------------------------------------------------
+
+    def diff(self, a: Ref | str, b: Ref | str) -> dict[str, Any]:
+        """Two versions side by side (rejected ones too): what `llmci registry diff` shows.
+
+        `{"a": REF, "b": REF, "fields": [...], "files": {"added", "removed", "changed"}}`; a field row is
+        `{"field", REF_A: value, REF_B: value, "delta"}`: every metric (delta b - a where both have it), and
+        the lineage fields that differ.
+        """
+        left, right = self.resolve(a, serving_only=False), self.resolve(b, serving_only=False)
+        rows: list[dict[str, Any]] = []
+        for key in sorted(left.metrics.keys() | right.metrics.keys()):
+            x, y = left.metrics.get(key), right.metrics.get(key)
+            rows.append(
+                {
+                    "field": f"metric {key}",
+                    left.ref: x,
+                    right.ref: y,
+                    "delta": None if x is None or y is None else round(y - x, 6),
+                }
+            )
+        lineage_a, lineage_b = left.lineage.model_dump(), right.lineage.model_dump()
+        for key in sorted(lineage_a.keys() | lineage_b.keys()):
+            if lineage_a.get(key) != lineage_b.get(key):
+                rows.append({"field": key, left.ref: lineage_a.get(key), right.ref: lineage_b.get(key), "delta": None})
+        files_a = {f.path: f.sha256 for f in left.files}
+        files_b = {f.path: f.sha256 for f in right.files}
+        changed = sum(1 for p in files_a.keys() & files_b.keys() if files_a[p] != files_b[p])
+        summary = {
+            "added": len(files_b.keys() - files_a.keys()),
+            "removed": len(files_a.keys() - files_b.keys()),
+            "changed": changed,
+        }
+        return {"a": left.ref, "b": right.ref, "fields": rows, "files": summary}
+
     # -- helpers --------------------------------------------------------------------------
 
     def _unknown(self, name: str) -> NotFoundError:
@@ -656,10 +692,8 @@ class Registry:
         if not self.progress or total == 0:
             yield None
             return
-        from tqdm import tqdm
-
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=what, file=sys.stderr) as bar:
-            yield bar.update
+        with ProgressMeter(what, total, True, unit="B") as meter:
+            yield meter.advance
 
 
 def _umask() -> int:

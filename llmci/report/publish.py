@@ -28,7 +28,7 @@ from llmci import gha
 from llmci.errors import InputError
 from llmci.fsutil import atomic_write_text
 from llmci.report.comparison import validate_comparison, validate_findings
-from llmci.report.github import GitHub, Marker, PermissionDenied, RetryPolicy
+from llmci.report.github import GitHub, GitHubRetryPolicy, Marker, PermissionDenied
 from llmci.report.render import COMMENT_LIMIT, fit, headline
 
 #: The job summary takes up to 1 MiB per step; leave room for other steps' sections.
@@ -96,6 +96,14 @@ def pull_request_from_environment(
     )
 
 
+def credentials_from_environment(environ: Mapping[str, str] = os.environ) -> tuple[str | None, str | None]:
+    """`GITHUB_TOKEN` (masked in the Actions log from here on) and `LLMCI_COMMENT_AUTHOR`; None when unset or empty."""
+    token = environ.get("GITHUB_TOKEN") or None
+    if token:
+        gha.add_mask(token)
+    return token, environ.get("LLMCI_COMMENT_AUTHOR") or None
+
+
 def load_comparison(path: Path) -> dict[str, Any]:
     """A comparison JSON from `llmci compare`, validated so that rendering cannot trip on it."""
     return validate_comparison(_read_json(path, "the comparison", "llmci compare --out"), str(path))
@@ -130,7 +138,7 @@ def report(
     output: Path | None,
     key: str | None = None,
     check: bool = True,
-    policy: RetryPolicy | None = None,
+    policy: GitHubRetryPolicy | None = None,
     comment_author: str | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Outcome:
