@@ -50,13 +50,23 @@ def per_step(times: list[float]) -> float:
     return (times[-1] - times[0]) / (len(times) - 1)
 
 
+def _quickstart_builder():
+    """examples/quickstart/build_base_model.py, the script that builds the quickstart's tiny models."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_base_model", QUICKSTART / "build_base_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> int:
     import ray
 
     from llmci.config import load_config
     from llmci.train.runner import plan_training, run_training
-    from llmci.train.tiny import build_tiny_model
 
+    build_tiny_model = _quickstart_builder().build_tiny_model
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in ("prompts", "data"):

@@ -29,7 +29,6 @@ from pydantic import (
 
 from llmci.errors import ConfigError
 from llmci.fsutil import display_path
-from llmci.lint.rules import RULES
 
 CONFIG_FILENAME = "llmci.yaml"
 
@@ -37,11 +36,6 @@ CONFIG_FILENAME = "llmci.yaml"
 RuleSetting = Annotated[
     Literal["off", "info", "warning", "error"], BeforeValidator(lambda value: "off" if value is False else value)
 ]
-
-#: The inputs `transformers` passes to every chat template (apply_chat_template).
-CHAT_TEMPLATE_INPUTS = frozenset(
-    {"messages", "add_generation_prompt", "tools", "documents", "bos_token", "eos_token", "pad_token", "unk_token"}
-)
 
 
 class _AnchorRefused(yaml.YAMLError):
@@ -98,6 +92,9 @@ class Section(BaseModel):
 
 
 def _check_rule_ids(rules: dict[str, str]) -> dict[str, str]:
+    # Imported here, not at the top: loading the config needs no lint stage unless it names rules.
+    from llmci.lint.rules import RULES
+
     for rule_id in rules:
         if rule_id not in RULES:
             close = difflib.get_close_matches(rule_id, RULES, n=1)
@@ -141,7 +138,11 @@ class PromptSpec(Section):
 
     @model_validator(mode="after")
     def _untrusted_are_inputs(self) -> PromptSpec:
-        known = set(self.variables) | (CHAT_TEMPLATE_INPUTS if self.kind == "chat-template" else set())
+        known = set(self.variables)
+        if self.kind == "chat-template":
+            from llmci.templating import CHAT_TEMPLATE_INPUTS  # Jinja2 only where a chat template is declared
+
+            known |= CHAT_TEMPLATE_INPUTS
         unknown = [name for name in self.untrusted if name not in known]
         if unknown:
             raise ValueError(f"untrusted names {unknown} are not in variables")

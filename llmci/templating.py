@@ -20,6 +20,11 @@ from llmci.errors import InputError
 
 TemplateKind = Literal["prompt", "chat-template"]
 
+# The chat-template contract: what transformers' apply_chat_template gives every chat template.
+#: The inputs `transformers` passes to every chat template (apply_chat_template).
+CHAT_TEMPLATE_INPUTS = frozenset(
+    {"messages", "add_generation_prompt", "tools", "documents", "bos_token", "eos_token", "pad_token", "unk_token"}
+)
 #: Globals of a chat template under transformers' apply_chat_template.
 CHAT_TEMPLATE_GLOBALS = frozenset({"raise_exception", "strftime_now"})
 

@@ -250,8 +250,8 @@ def _stage_cell(state) -> str:
     return str(state.version) if state.problem is None else f"{state.version} ({state.problem}: not serving)"
 
 
-def _transition_command(action: str):
-    @registry.command(action, help=f"Mark a version {action}d (audited).")
+def _transition_command(action: str, done: str):
+    @registry.command(action, help=f"Mark a version {done} (audited).")
     @click.argument("ref")
     @click.option("--by", required=True, help="Who decides (a person, not a bot).")
     @click.option("--note", required=True, help="Why.")
@@ -273,8 +273,8 @@ def _transition_command(action: str):
     return command
 
 
-approve = _transition_command("approve")
-reject = _transition_command("reject")
+approve = _transition_command("approve", "approved")
+reject = _transition_command("reject", "rejected")
 
 
 @registry.command()

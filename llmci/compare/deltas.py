@@ -24,12 +24,13 @@ since a table written by an older llmci may still hold `user:key@` in its target
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from llmci.compare.stats import mcnemar_exact, paired_bootstrap
-from llmci.config import CompareConfig, GateConfig
+from llmci.config import CompareConfig, GateConfig, LoadedConfig
 from llmci.redact import redact_userinfo
 from llmci.report.comparison import COMPARISON_FORMAT, build_comparison
 
@@ -261,7 +262,7 @@ def _flag(value: Any) -> bool | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
 
 
-def compare_files(baseline: Any, candidate: Any, loaded: Any) -> dict[str, Any]:
+def compare_files(baseline: Path, candidate: Path, loaded: LoadedConfig) -> dict[str, Any]:
     """`llmci compare`: read both tables, take the gates and settings from llmci.yaml, compare."""
     from llmci.eval.results import read_results
 

@@ -16,9 +16,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from deepeval.models import DeepEvalBaseLLM
-
 from llmci.config import JudgeConfig, Price
+from llmci.eval._deepeval import DeepEvalBaseLLM
 from llmci.eval.http import HttpRetryPolicy, chat_answer, chat_payload, post_json, split_userinfo
 
 

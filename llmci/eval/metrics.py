@@ -14,15 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import deepeval
-import deepeval.metrics
-from deepeval.metrics import BaseMetric
-from deepeval.metrics.utils import check_llm_test_case_params
-from deepeval.test_case import LLMTestCase, SingleTurnParams
-
 from llmci import __version__
 from llmci.config import LoadedConfig, MetricConfig
 from llmci.errors import ConfigError
+from llmci.eval._deepeval import BaseMetric, LLMTestCase, SingleTurnParams, check_llm_test_case_params, deepeval
 
 JUDGE_HINT = (
     "add eval.judge: {base_url, model, api_key_env} to llmci.yaml (any OpenAI-compatible endpoint: "

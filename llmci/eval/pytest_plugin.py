@@ -29,7 +29,7 @@ _records: list[dict[str, Any]] = []
 
 
 def _measured() -> list[Any]:
-    from deepeval.test_run import global_test_run_manager
+    from llmci.eval._deepeval import global_test_run_manager
 
     test_run = global_test_run_manager.get_test_run()
     return list(test_run.test_cases) if test_run is not None else []

@@ -23,6 +23,8 @@ from llmci.fsutil import atomic_write_bytes, atomic_write_text, display_path
 from llmci.redact import redact_userinfo
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from llmci.config import LoadedConfig, SuiteConfig
 
 FORMAT = "llmci.eval-results/1"
@@ -91,8 +93,7 @@ def suite_metadata(
     judge: str | None,
 ) -> dict[str, Any]:
     """What the results table says about its run (docs/commands.md, `llmci eval`); no credentials in it."""
-    import deepeval
-
+    from llmci.eval._deepeval import deepeval
     from llmci.registry.manifest import lineage_from_environment
 
     lineage = lineage_from_environment(loaded.root)
@@ -136,7 +137,7 @@ def write_results(path: Path, results: Results) -> None:
         atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def read_results(path: Path) -> tuple[Any, dict[str, Any]]:
+def read_results(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table as a pandas DataFrame, and its metadata."""
     import pandas as pd
 

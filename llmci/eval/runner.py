@@ -203,8 +203,7 @@ class _Run:
         return generation, None, False
 
     async def measure(self, spec: Any, case: Case, generation: Generation) -> dict[str, Any]:
-        from deepeval.test_case import LLMTestCase
-
+        from llmci.eval._deepeval import LLMTestCase
         from llmci.eval.judge import JudgeUsage, current_usage
 
         fields = {

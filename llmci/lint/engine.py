@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 from jinja2.parser import Parser
 
-from llmci.config import CHAT_TEMPLATE_INPUTS, Config, LoadedConfig, PromptSpec, locate
+from llmci.config import Config, LoadedConfig, PromptSpec, locate
 from llmci.errors import ConfigError, InputError, UsageError
 from llmci.fsutil import display_path
 from llmci.lint import embedded
@@ -27,7 +27,7 @@ from llmci.lint.rules import RULES, Severity
 from llmci.lint.suppressions import suppressions
 from llmci.lint.tokens import estimate_tokens
 from llmci.lint.whitespace import whitespace_issues
-from llmci.templating import CHAT_TEMPLATE_GLOBALS, TemplateKind, make_environment
+from llmci.templating import CHAT_TEMPLATE_GLOBALS, CHAT_TEMPLATE_INPUTS, TemplateKind, make_environment
 
 #: Suffixes of the files a folder given on the command line is searched for.
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")

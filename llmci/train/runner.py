@@ -2,8 +2,8 @@
 
 `plan_training` does everything that can fail cheaply first: config, base
 model (resolved, its tokenizer loaded), dataset (validated line by line,
-rendered, tokenized). `run_training` then starts Ray Train, exports the
-result and publishes it to the registry as a candidate.
+rendered, tokenized). `run_training` then starts Ray Train and exports the
+result; `publish_run` publishes it to the registry as a candidate.
 """
 
 from __future__ import annotations

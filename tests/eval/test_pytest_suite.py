@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from llmci.eval.results import read_results
 from tests.conftest import run_llmci, write_tree
@@ -166,14 +167,19 @@ def test_deepeval_getting_started_metrics_use_the_configured_judge(tmp_path: Pat
     assert meta["judge"] == f"{judge.url}#judge-1"
 
 
-def test_deepeval_child_has_telemetry_off_even_when_the_caller_turned_it_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("caller", ["0", None], ids=["caller-turned-it-on", "caller-said-nothing"])
+def test_deepeval_child_has_telemetry_off_even_when_the_caller_turned_it_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caller: str | None
+) -> None:
+    """The pytest child gets DEEPEVAL_TELEMETRY_OPT_OUT=1 from llmci, whatever (or nothing) the caller set."""
+    monkeypatch.delenv("DEEPEVAL_TELEMETRY_OPT_OUT", raising=False)
     tests = (
         "import os\n\n\ndef test_env():\n"
         "    assert os.environ['DEEPEVAL_TELEMETRY_OPT_OUT'] == '1', os.environ['DEEPEVAL_TELEMETRY_OPT_OUT']\n"
     )
     config = {"eval": {"suites": {"s": {"pytest": ["evals"]}}}}
     root = write_tree(tmp_path, {"llmci.yaml": json.dumps(config), "evals/test_env.py": tests})
-    env = {"DEEPEVAL_TELEMETRY_OPT_OUT": "0"}
+    env = {"DEEPEVAL_TELEMETRY_OPT_OUT": caller} if caller is not None else {}
     assert run_llmci("eval", "--target", "x", "--out", "r.jsonl", cwd=root, env=env).code == 0
     frame, _ = read_results(root / "r.jsonl")
     assert frame["error"].isna().all(), frame["error"].tolist()

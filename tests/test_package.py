@@ -1,0 +1,66 @@
+"""The llmci package itself: importing it has no side effects; it ships its type information."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+ENVIRON_AFTER = """
+import json, os
+before = dict(os.environ)
+import llmci, llmci.cli, llmci.config, llmci.errors, llmci.gha
+print(json.dumps({"changed": dict(set(os.environ.items()) ^ set(before.items()))}))
+"""
+
+DEEPEVAL_ENVIRON = """
+import os
+import llmci.eval.metrics
+print(os.environ.get("DEEPEVAL_TELEMETRY_OPT_OUT"))
+"""
+
+
+def _python(code: str, env: dict[str, str]) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def _environ_without_telemetry_setting() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "DEEPEVAL_TELEMETRY_OPT_OUT"}
+
+
+def test_importing_llmci_leaves_the_environment_alone() -> None:
+    out = json.loads(_python(ENVIRON_AFTER, _environ_without_telemetry_setting()))
+    assert out == {"changed": {}}
+
+
+def test_deepeval_is_imported_with_telemetry_off() -> None:
+    """The one place llmci imports DeepEval sets the opt-out first, and leaves a caller's own setting alone."""
+    assert _python(DEEPEVAL_ENVIRON, _environ_without_telemetry_setting()) == "1"
+    assert (
+        _python(DEEPEVAL_ENVIRON, {**_environ_without_telemetry_setting(), "DEEPEVAL_TELEMETRY_OPT_OUT": "YES"})
+        == "YES"
+    )
+
+
+def test_the_package_ships_its_type_information() -> None:
+    """PEP 561: llmci/py.typed exists and pyproject's package-data puts it in the wheel."""
+    assert (REPO / "llmci" / "py.typed").is_file()
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"llmci" = ["py.typed",' in pyproject
+
+
+def test_eval_package_exports_its_entry_points_without_loading_them() -> None:
+    code = (
+        "import sys, llmci.eval as e\n"
+        "heavy = [m for m in ('deepeval', 'pandas') if m in sys.modules]\n"
+        "assert heavy == [], heavy\n"
+        "assert all(callable(getattr(e, name)) for name in e.__all__)\n"
+        "print(len(e.__all__))"
+    )
+    assert int(_python(code, dict(os.environ))) >= 10
