@@ -1,7 +1,8 @@
 """A project with the quickstart's suite, versions of the tiny model in its registry, and llmci's local Ray head.
 
 The head is the one `llmci deploy` starts by itself (the embedded default):
-started by the first deploy of the session, stopped at its end. Each test
+started by the first deploy of this package's tests, stopped after its last
+(not at the session's end: the train tests start heads of their own). Each test
 deploys to its own environment, so the tests share the head and not state.
 """
 
@@ -92,7 +93,7 @@ class Project:
         return run_llmci("deploy", *args, cwd=self.root, env=env, timeout=600)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def project(tmp_path_factory: pytest.TempPathFactory, base_model: Path) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("deploy")
     for name in ("prompts", "data"):

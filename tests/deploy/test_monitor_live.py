@@ -79,6 +79,7 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
     from llmci.deploy import local_head
 
     ref = project.publish()
+    version = int(ref.rpartition("@")[2])  # the package's tests share one registry: not always 1
     deployed = project.deploy(ref, "--env", "watched")
     assert deployed.code == 0, deployed.stderr
     cases = [json.loads(line) for line in (project.root / "data" / "eval.jsonl").read_text().splitlines()][:30]
@@ -112,7 +113,12 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
     served = [row for row in rows if row["status"] == 200 and row["route"] == "/v1/completions"]
     assert len(served) == 30
     first = min(served, key=lambda row: row["time"])
-    assert (first["env"], first["model"], first["version"], first["kind"]) == ("watched", "ticket-router", 1, "live")
+    assert (first["env"], first["model"], first["version"], first["kind"]) == (
+        "watched",
+        "ticket-router",
+        version,
+        "live",
+    )
     assert first["route"] == "/v1/completions" and first["finish_reason"] in ("stop", "length")
     assert first["latency_ms"] > 0 and first["queue_ms"] >= 0 and first["input_tokens"] > 0
     assert first["prompt_chars"] > len(json.loads(first["vars"])["ticket"])  # the rendered prompt, template and all
@@ -134,13 +140,13 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
     wait_for("the request counter", lambda: [r for r in query(prom, total) if float(r["value"][1]) >= 33])
     by_code = query(prom, 'sum by (version, code) (ray_llmci_requests_total{env="watched"})')
     assert {(r["metric"].get("version"), r["metric"]["code"]): float(r["value"][1]) for r in by_code} == {
-        ("1", "200"): 31.0,
-        ("1", "400"): 1.0,
+        (str(version), "200"): 31.0,
+        (str(version), "400"): 1.0,
         (None, "404"): 1.0,  # Prometheus drops the empty version label
     }
     assert query(prom, 'sum(ray_llmci_request_latency_ms_count{env="watched"})')
     assert query(prom, "ray_serve_num_http_requests_total")
-    memory = 'ray_component_rss_mb{Component=~"(?:ray::)?ServeReplica:llmci-watched--ticket-router-1:.*"}'
+    memory = f'ray_component_rss_mb{{Component=~"(?:ray::)?ServeReplica:llmci-watched--ticket-router-{version}:.*"}}'
     wait_for("the replica's memory", lambda: query(prom, memory))
 
     # `llmci monitor check` reads the records, Serve's status and Prometheus.
@@ -155,12 +161,12 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
     assert result.code == 0, result.stderr
     assert result.stdout.startswith("watched: OK (33 records")
     report = json.loads((out / "monitor.json").read_text())
-    (version,) = report["versions"]
-    assert (version["model"], version["version"], version["requests"]) == ("ticket-router", 1, 32)
-    assert (version["serve_status"], version["replicas_running"], version["replicas_unhealthy"]) == ("RUNNING", 1, 0)
-    assert version["resources"]["memory_mb"] > 10 and version["resources"]["cpu_percent"] is not None
-    assert version["metrics"]["error_rate"] == 0 and version["metrics"]["latency_p95_ms"] > 0
-    assert {test["descriptor"] for test in version["drift"]} >= {"prompt_chars", "label"}
+    (health,) = report["versions"]
+    assert (health["model"], health["version"], health["requests"]) == ("ticket-router", version, 32)
+    assert (health["serve_status"], health["replicas_running"], health["replicas_unhealthy"]) == ("RUNNING", 1, 0)
+    assert health["resources"]["memory_mb"] > 10 and health["resources"]["cpu_percent"] is not None
+    assert health["metrics"]["error_rate"] == 0 and health["metrics"]["latency_p95_ms"] > 0
+    assert {test["descriptor"] for test in health["drift"]} >= {"prompt_chars", "label"}
     assert [mark["action"] for mark in report["deploys"]][-1] == "deployed"
 
     # The week's traffic as next week's eval cases.
@@ -172,4 +178,4 @@ def test_served_requests_become_records_metrics_and_a_monitor_report(project: Pr
     assert result.code == 0, result.stderr
     lines = [json.loads(line) for line in sampled.read_text().splitlines()]
     assert len(lines) == 10 and all(line["vars"] in [case["vars"] for case in cases] for line in lines)
-    assert all(line["metadata"]["version"] == 1 and "actual_output" in line for line in lines)
+    assert all(line["metadata"]["version"] == version and "actual_output" in line for line in lines)
