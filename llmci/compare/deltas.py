@@ -24,15 +24,19 @@ since a table written by an older llmci may still hold `user:key@` in its target
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from llmci.compare.stats import mcnemar_exact, paired_bootstrap
 from llmci.config import CompareConfig, GateConfig, LoadedConfig
 from llmci.redact import redact_userinfo
-from llmci.report.comparison import COMPARISON_FORMAT, build_comparison
+from llmci.report.comparison import COMPARISON_FORMAT, ComparisonDocument, build_comparison
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Regressed and fixed cases listed per metric (the counts are always complete).
 MAX_LISTED_CASES = 20
@@ -40,14 +44,14 @@ KEY = ["suite", "case_id", "metric"]
 
 
 def compare_results(
-    baseline: Any,
-    candidate: Any,
+    baseline: pd.DataFrame,
+    candidate: pd.DataFrame,
     *,
-    baseline_meta: dict[str, Any],
-    candidate_meta: dict[str, Any],
+    baseline_meta: dict[str, object],
+    candidate_meta: dict[str, object],
     settings: CompareConfig,
-    gates: dict[tuple[str, str], GateConfig],
-) -> dict[str, Any]:
+    gates: Mapping[tuple[str, str], GateConfig],
+) -> ComparisonDocument:
     """The comparison document of two results tables (pandas DataFrames)."""
     import pandas as pd
 
@@ -262,7 +266,7 @@ def _flag(value: Any) -> bool | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
 
 
-def compare_files(baseline: Path, candidate: Path, loaded: LoadedConfig) -> dict[str, Any]:
+def compare_files(baseline: Path, candidate: Path, loaded: LoadedConfig) -> ComparisonDocument:
     """`llmci compare`: read both tables, take the gates and settings from llmci.yaml, compare."""
     from llmci.eval.results import read_results
 
@@ -280,7 +284,7 @@ def compare_files(baseline: Path, candidate: Path, loaded: LoadedConfig) -> dict
     )
 
 
-def verdict_lines(comparison: dict[str, Any]) -> list[str]:
+def verdict_lines(comparison: ComparisonDocument) -> list[str]:
     """What `llmci compare` prints: one line per metric, then the verdict."""
     lines = []
     for m in comparison["metrics"]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llmci.errors import InputError
 from llmci.fsutil import atomic_write_text
-from llmci.monitor.metrics import METRICS
+from llmci.monitor.metrics import METRICS, format_metric, format_value, significant
 from llmci.monitor.report import DeployMark, Finding, MonitorReport, SeriesPoint, VersionHealth
 from llmci.redact import redact_userinfo, without_userinfo
 
@@ -71,39 +71,6 @@ def report_colours(report: MonitorReport) -> dict[str, Colour]:
 
 
 # -- values as people read them ------------------------------------------------------------------------
-
-
-def format_value(unit: str, value: float | None) -> str:
-    """A measure in its unit: `7.10%`, `850 ms`, `1.25 s`, `$0.00340`; `—` when the window cannot tell."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if unit == "ratio":
-        return f"{value:.2%}"
-    if unit == "ms":
-        return f"{value:,.0f} ms" if abs(value) < 1000 else f"{value / 1000:,.2f} s"
-    if unit == "USD":
-        return "$" + _significant(value)
-    if unit == "%":
-        return f"{value:.1f}%"
-    if unit == "MB":
-        return f"{value:,.0f} MB"
-    if unit == "req/s":
-        return f"{value:,.2f} req/s"
-    if unit in ("replicas", "descriptors"):
-        return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
-    return _significant(value)
-
-
-def format_metric(name: str, value: float | None) -> str:
-    return format_value(METRICS[name].unit if name in METRICS else "", value)
-
-
-def _significant(value: float, digits: int = 3) -> str:
-    """At least two decimals and `digits` significant ones, never an exponent (0.0000123, not 1.23e-05)."""
-    if value == 0:
-        return "0.00"
-    decimals = max(2, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{decimals}f}"
 
 
 def comparison(rule: str, breached: bool = True) -> str:
@@ -369,7 +336,7 @@ def _tick_label(unit: str, value: float, y_max: float) -> str:
     if unit == "ratio":
         return f"{value:.0%}" if y_max >= 0.05 else f"{value:.1%}" if y_max >= 0.005 else f"{value:.2%}"
     if unit == "USD":
-        return "$" + (f"{value:,.2f}" if y_max >= 1 else _significant(value, 2))
+        return "$" + (f"{value:,.2f}" if y_max >= 1 else significant(value, 2))
     if unit == "ms":
         return f"{value:,.0f}" if y_max < 10000 else f"{value / 1000:,.0f} s"
     return f"{value:,.2f}".rstrip("0").rstrip(".") if value else "0"

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from llmci.config import MonitorConfig
 from llmci.errors import UsageError
-from llmci.monitor.dashboard import format_metric
-from llmci.monitor.metrics import METRICS
+from llmci.monitor.metrics import METRICS, format_metric
 from llmci.redact import without_userinfo
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 # The series names as Prometheus stores them (the serving application's, then Ray Serve's and Ray's).
 REQUESTS = "ray_llmci_requests_total"  # {env, model, version, kind, code}
@@ -282,7 +284,7 @@ def _metric_panel(config: MonitorConfig, env: str, title: str, metric: str) -> d
     return _panel(config, title, [(expr, _LEGEND)], _GRAFANA_UNITS.get(METRICS[metric].unit, "short"), metric=metric)
 
 
-def grafana_dashboard(config: MonitorConfig, env: str) -> dict[str, Any]:
+def grafana_dashboard(config: MonitorConfig, env: str) -> dict[str, JsonValue]:
     """A Grafana dashboard (JSON model, schema 39) of the environment: traffic, latency, cost and replicas,
     with each rule's thresholds drawn on its panel; the Prometheus data source is chosen on import."""
     _check_env(env)

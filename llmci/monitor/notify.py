@@ -41,12 +41,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from llmci.config import AlertsConfig, EmailConfig
 from llmci.errors import AlertsUndelivered, GitHubError, first_line
 from llmci.eval.http import HttpRetryPolicy
-from llmci.monitor.metrics import METRICS
+from llmci.monitor.metrics import format_metric
 from llmci.monitor.report import DeployMark
 from llmci.redact import redact_userinfo, without_userinfo
 from llmci.report.markdown import inline
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
     from llmci.report.github import GitHub
 
 NoticeKind = Literal["firing", "reopened", "repeat", "level_changed", "resolved"]
@@ -109,9 +111,9 @@ class Notice:
         """Label and text of what a reader needs to judge the alert, in order."""
         found: list[tuple[str, str]] = []
         if self.value is not None:
-            found.append(("Value", format_value(self.rule, self.value)))
+            found.append(("Value", format_metric(self.rule, self.value, seconds=False)))
         if self.threshold is not None:
-            found.append(("Threshold", format_value(self.rule, self.threshold)))
+            found.append(("Threshold", format_metric(self.rule, self.threshold, seconds=False)))
         found.append(("Firing since", format_time(self.first_fired)))
         if self.resolved_at:
             found.append(("Resolved at", format_time(self.resolved_at)))
@@ -182,19 +184,6 @@ def senders_from_config(
 
 
 # -- formatting -----------------------------------------------------------------------------
-
-
-def format_value(rule: str, value: float) -> str:
-    unit = METRICS[rule].unit if rule in METRICS else ""
-    if unit == "ratio":
-        return f"{value:.2%}"
-    if unit == "USD":
-        return f"${value:.4g}"
-    if unit == "%":
-        return f"{value:.1f}%"
-    if unit in ("ms", "MB"):
-        return f"{value:,.0f} {unit}"
-    return f"{value:.4g} {unit}".strip()
 
 
 def format_time(iso: str) -> str:
@@ -295,19 +284,19 @@ def _slack_link(url: str, text: str) -> str:
     return f"<{_mrkdwn(_encoded_url(url))}|{_mrkdwn(text)}>"
 
 
-def slack_payload(group: AlertGroup) -> dict[str, Any]:
+def slack_payload(group: AlertGroup) -> dict[str, JsonValue]:
     """The Block Kit message (header, a section per alert, context, buttons) and its `text` fallback."""
     shown, hidden = group.notices[:SLACK_MAX_NOTICES], len(group.notices) - SLACK_MAX_NOTICES
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": plain(group.title(), 150)}}
-    ]
+    blocks: list[JsonValue] = [{"type": "header", "text": {"type": "plain_text", "text": plain(group.title(), 150)}}]
     for notice in shown:
         mark = (
             ":white_check_mark:"
             if notice.kind == "resolved"
             else {"critical": ":red_circle:"}.get(notice.level, ":large_orange_circle:")
         )
-        fields = [{"type": "mrkdwn", "text": f"*{label}*\n{_mrkdwn(text)}"} for label, text in notice.facts()]
+        fields: list[JsonValue] = [
+            {"type": "mrkdwn", "text": f"*{label}*\n{_mrkdwn(text)}"} for label, text in notice.facts()
+        ]
         run_url = _http(notice.deploy.workflow_run_url) if notice.deploy else None
         if run_url:
             fields.append({"type": "mrkdwn", "text": f"*Deploy run*\n{_slack_link(run_url, 'workflow run')}"})
@@ -322,7 +311,7 @@ def slack_payload(group: AlertGroup) -> dict[str, Any]:
     if group.dashboard and not dashboard:
         context += f"  ·  Dashboard: {_mrkdwn(group.dashboard)}"  # a file path: shown, not linked
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    buttons = []
+    buttons: list[JsonValue] = []
     if dashboard:
         buttons.append(_button("Dashboard", dashboard, "dashboard", "primary"))
     if rollback:
@@ -414,7 +403,7 @@ class SlackSender:
         self._post(url, slack_payload(group))
         return Delivery(sent=[n.fingerprint for n in group.notices], detail="one message")
 
-    def _post(self, url: str, payload: dict[str, Any]) -> None:
+    def _post(self, url: str, payload: dict[str, JsonValue]) -> None:
         import httpx
 
         where = f"the Slack webhook (${self.webhook_env})"  # the URL is the secret: never printed

@@ -18,10 +18,10 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,36 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "request_id": ("string", "The answer's id."),
     "sample_rate": ("float32", "The share of requests recorded when this one was (monitor.record.sample)."),
 }
+
+
+class Record(TypedDict, total=False):
+    """One request record as the router writes it: a value per column of COLUMNS (a missing one is null)."""
+
+    time: datetime
+    env: str
+    model: str
+    version: int | None
+    kind: str
+    route: str
+    status: int
+    latency_ms: float
+    queue_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    prompt: str | None
+    vars: str | None
+    prompt_chars: int | None
+    non_ascii_share: float | None
+    charset: str | None
+    oov_share: float | None
+    output: str | None
+    output_chars: int | None
+    finish_reason: str | None
+    replica: str | None
+    request_id: str | None
+    sample_rate: float | None
+
 
 Privacy = Literal["full", "hashed", "dropped"]
 #: The largest part a reader takes: the store is shared, and a part planted there must not exhaust memory.
@@ -118,7 +148,7 @@ def partition_prefix(env: str, hour: datetime) -> str:
     return f"{PREFIX}/{env}/records/date={hour:%Y-%m-%d}/hour={hour:%H}"
 
 
-def to_parquet(rows: Sequence[dict[str, Any]]) -> bytes:
+def to_parquet(rows: Sequence[Record]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -128,9 +158,9 @@ def to_parquet(rows: Sequence[dict[str, Any]]) -> bytes:
     return sink.getvalue()
 
 
-def write_part(store: Store, env: str, rows: Sequence[dict[str, Any]]) -> list[str]:
+def write_part(store: Store, env: str, rows: Sequence[Record]) -> list[str]:
     """Write `rows` as one part per hour they fall in; the keys written."""
-    by_hour: dict[datetime, list[dict[str, Any]]] = {}
+    by_hour: dict[datetime, list[Record]] = {}
     for row in rows:
         moment = row["time"]
         by_hour.setdefault(moment.replace(minute=0, second=0, microsecond=0), []).append(row)
@@ -149,14 +179,14 @@ class RecordBuffer:
     max_buffered: int = 20_000
     #: The texts held, in characters: with MAX_TEXT per field the buffer stays near this, whatever is sent.
     max_chars: int = 32_000_000
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Record] = field(default_factory=list)
     chars: int = 0
     #: Records dropped because the buffer was full, or because every write attempt failed.
     dropped: int = 0
     written: int = 0
     failed_writes: int = 0
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: Record) -> None:
         size = _chars(row)
         if len(self.rows) >= self.max_buffered or self.chars + size > self.max_chars:
             self.dropped += 1
@@ -164,7 +194,7 @@ class RecordBuffer:
         self.rows.append(row)
         self.chars += size
 
-    def take(self) -> list[dict[str, Any]]:
+    def take(self) -> list[Record]:
         rows, self.rows, self.chars = self.rows, [], 0
         return rows
 
@@ -193,7 +223,7 @@ class RecordBuffer:
         self.dropped += len(rows) - len(kept)
 
 
-def _chars(row: dict[str, Any]) -> int:
+def _chars(row: Record) -> int:
     return sum(len(value) for value in row.values() if isinstance(value, str))
 
 
@@ -310,5 +340,5 @@ def _hour_of(key: str) -> datetime | None:
         return None
 
 
-def vars_json(variables: dict[str, Any] | None) -> str | None:
+def vars_json(variables: Mapping[str, object] | None) -> str | None:
     return None if not variables else json.dumps(variables, sort_keys=True, ensure_ascii=False, default=str)

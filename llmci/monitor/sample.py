@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmci.errors import UsageError
 from llmci.monitor.records import read_window
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
     from llmci.registry.store import Store
+
+#: A stratum's key (any hashable: `sample_cases` uses model, version and label).
+K = TypeVar("K")
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w.-])\+?\(?\d[\d ().-]{7,}\d(?![\w.-])")
@@ -61,7 +66,7 @@ def _scrubbed(value: Any) -> Any:
     return value
 
 
-def allocate(sizes: dict[Any, int], n: int) -> dict[Any, int]:
+def allocate(sizes: Mapping[K, int], n: int) -> dict[K, int]:
     """How many of `n` each stratum gets: proportional, largest remainder, at least one each, never more than it has."""
     total = sum(sizes.values())
     if total <= n:
@@ -91,7 +96,7 @@ def sample_cases(
     labels: Collection[str] | None = None,
     drop_vars: Collection[str] = (),
     seed: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, JsonValue]]:
     """Up to `n` answered, served requests of [start, end) as dataset lines for the `recorded` target."""
     import numpy as np
     import pyarrow.compute as pc

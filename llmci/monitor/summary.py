@@ -18,13 +18,13 @@ from llmci.monitor.dashboard import (
     Colour,
     comparison,
     format_duration,
-    format_metric,
     format_time,
     parse_time,
     report_colours,
     safe_link,
     version_rows,
 )
+from llmci.monitor.metrics import format_metric
 from llmci.monitor.report import MonitorReport
 from llmci.report.markdown import inline
 

@@ -10,10 +10,10 @@ traceback. Fields the model does not declare are kept as they are.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any, Literal, get_args
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal, TypedDict, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictFloat, StrictInt, TypeAdapter, ValidationError
 
 from llmci.errors import InputError
 
@@ -142,14 +142,125 @@ class Finding(_Part):
 _Findings = TypeAdapter(list[Finding])
 
 
-def build_comparison(document: dict[str, Any]) -> dict[str, Any]:
+# -- the documents as JSON --------------------------------------------------------------
+# What the models above dump (mode="json"), for the code that reads a comparison: one TypedDict per
+# model, with the same fields (tests/report/test_render.py checks they stay the same). Not total: the
+# document `build_comparison` gives holds only the fields its writer set.
+
+
+class SideDocument(TypedDict, total=False):
+    format: str | None
+    suite: str | None
+    target: str | None
+    model_version: str | None
+    git_repo: str | None
+    git_commit: str | None
+    workflow_run_url: str | None
+    dataset: str | None
+    dataset_sha256: str | None
+
+
+class StatsDocument(TypedDict, total=False):
+    baseline: float | None
+    candidate: float | None
+    delta: float | None
+    ci: list[float | None]
+    p_value: float | None
+    mcnemar_p_value: float | None
+    regressed: int | None
+    fixed: int | None
+
+
+class CaseSideDocument(TypedDict, total=False):
+    output: JsonValue
+    score: float | None
+    success: bool | None
+    reason: JsonValue
+
+
+class CaseDocument(TypedDict, total=False):
+    case_id: JsonValue
+    input: JsonValue
+    expected_output: JsonValue
+    baseline: CaseSideDocument
+    candidate: CaseSideDocument
+
+
+class MetricDocument(TypedDict, total=False):
+    suite: str
+    metric: str
+    status: Status
+    reasons: list[str]
+    gate: dict[str, JsonValue] | None
+    n_matched: int
+    n_inconclusive: int
+    n_only_baseline: int
+    n_only_candidate: int
+    score: StatsDocument
+    pass_rate: StatsDocument | None
+    regressed_cases: list[CaseDocument]
+    fixed_cases: list[CaseDocument]
+    n_regressed_cases: int
+    n_fixed_cases: int
+
+
+class LatencyDocument(TypedDict, total=False):
+    baseline: dict[str, float | None]
+    candidate: dict[str, float | None]
+
+
+class CostDocument(TypedDict, total=False):
+    baseline: float | None
+    candidate: float | None
+    eval_baseline: float | None
+    eval_candidate: float | None
+
+
+class SuiteDocument(TypedDict, total=False):
+    suite: str
+    n_cases: int
+    latency_ms: LatencyDocument
+    cost: CostDocument
+
+
+class SettingsDocument(TypedDict, total=False):
+    confidence: float
+    resamples: int | None
+    seed: int | None
+
+
+class ComparisonDocument(TypedDict, total=False):
+    """A comparison document as JSON: what `build_comparison` and `validate_comparison` give."""
+
+    format: str
+    verdict: Status
+    baseline: SideDocument
+    candidate: SideDocument
+    settings: SettingsDocument
+    metrics: list[MetricDocument]
+    suites: list[SuiteDocument]
+    warnings: list[str]
+
+
+class FindingDocument(TypedDict, total=False):
+    """One lint finding as JSON: what `validate_findings` gives."""
+
+    path: str
+    line: int
+    column: int | None
+    severity: str
+    rule: str
+    message: str
+
+
+def build_comparison(document: Mapping[str, object]) -> ComparisonDocument:
     """What `llmci compare` writes: `document` typed by the model (only the fields it set, in its key order)."""
     with _one_line("the comparison of the two tables", "llmci eval"):  # their metadata is anyone's text
         typed = Comparison.model_validate(document)
-    return _ordered_like(document, typed.model_dump(mode="json", exclude_unset=True))
+    return cast(ComparisonDocument, _ordered_like(document, typed.model_dump(mode="json", exclude_unset=True)))
 
 
-def _ordered_like(written: Any, dumped: Any) -> Any:
+def _ordered_like(written: object, dumped: JsonValue) -> JsonValue:
     """`dumped` with its keys in the order of `written`, the same document before validation."""
     if isinstance(written, dict) and isinstance(dumped, dict):
         keys = [key for key in written if key in dumped] + [key for key in dumped if key not in written]
@@ -159,18 +270,18 @@ def _ordered_like(written: Any, dumped: Any) -> Any:
     return dumped
 
 
-def validate_comparison(data: Any, source: str) -> dict[str, Any]:
+def validate_comparison(data: object, source: str) -> ComparisonDocument:
     """The comparison with every field the report shows present and of its type; InputError otherwise."""
     if not isinstance(data, dict) or data.get("format") != COMPARISON_FORMAT:
         raise InputError(f"{source}: not a comparison (format is not {COMPARISON_FORMAT!r})")
     with _one_line(source, "llmci compare --out"):
-        return Comparison.model_validate(data).model_dump()
+        return cast(ComparisonDocument, Comparison.model_validate(data).model_dump(mode="json"))
 
 
-def validate_findings(data: Any, source: str) -> list[dict[str, Any]]:
+def validate_findings(data: object, source: str) -> list[FindingDocument]:
     """Lint findings with the fields the report shows; InputError otherwise."""
     with _one_line(source, "llmci lint --format json"):
-        return [finding.model_dump() for finding in _Findings.validate_python(data)]
+        return [cast(FindingDocument, finding.model_dump(mode="json")) for finding in _Findings.validate_python(data)]
 
 
 @contextlib.contextmanager

@@ -27,15 +27,32 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 from urllib.parse import quote, unquote
 
 from llmci.errors import GitHubError, UsageError
+
+if TYPE_CHECKING:
+    from github.Deployment import Deployment
+    from github.GithubException import GithubException
+    from pydantic import JsonValue
 
 T = TypeVar("T")
 
 ACTIONS_BOT = "github-actions[bot]"
 _MARKER = re.compile(r"<!-- llmci-report key=(\S+) sha=(\S*) run=(\d*) attempt=(\d*) -->")
+
+
+class CheckAnnotation(TypedDict):
+    """One annotation of a check run's output, as GitHub's API takes it."""
+
+    path: str
+    start_line: int
+    end_line: int
+    #: notice, warning or failure.
+    annotation_level: str
+    message: str
+    title: str
 
 
 @dataclass(frozen=True)
@@ -179,7 +196,7 @@ class GitHub:
         conclusion: str,
         title: str,
         summary: str,
-        annotations: list[dict[str, Any]],
+        annotations: list[CheckAnnotation],
         details_url: str | None,
     ) -> CheckResult:
         from github.GithubObject import NotSet
@@ -216,8 +233,8 @@ class GitHub:
     # -- deployments ------------------------------------------------------------------------
 
     def create_deployment(
-        self, *, ref: str, environment: str, description: str, payload: dict[str, Any], production: bool
-    ) -> Any:
+        self, *, ref: str, environment: str, description: str, payload: dict[str, JsonValue], production: bool
+    ) -> Deployment:
         """A GitHub Deployment of `ref` to `environment` (no required contexts: llmci's own checks gate it)."""
         return self._call(
             f"a deployment to {environment}",
@@ -235,7 +252,13 @@ class GitHub:
         )
 
     def deployment_status(
-        self, deployment: Any, state: str, *, description: str, environment_url: str | None, log_url: str | None
+        self,
+        deployment: Deployment,
+        state: str,
+        *,
+        description: str,
+        environment_url: str | None,
+        log_url: str | None,
     ) -> None:
         from github.GithubObject import NotSet
 
@@ -251,10 +274,10 @@ class GitHub:
             permission="deployments: write",
         )
 
-    def active_deployments(self, environment: str, *, newest: int = 10) -> list[Any]:
+    def active_deployments(self, environment: str, *, newest: int = 10) -> list[Deployment]:
         """The environment's recent deployments whose latest status is success."""
 
-        def find() -> list[Any]:
+        def find() -> list[Deployment]:
             found = []
             for deployment in self._repo.get_deployments(environment=environment)[:newest]:
                 latest = next(iter(deployment.get_statuses()), None)  # newest first
@@ -381,7 +404,7 @@ class GitHub:
         return GitHubError(f"GitHub failed {what} (HTTP {status}: {message}){tries}")
 
 
-def _message(exc: Any) -> str:
+def _message(exc: GithubException) -> str:
     data = exc.data
     if isinstance(data, dict):
         text = str(data.get("message") or "")

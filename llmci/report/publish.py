@@ -22,13 +22,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llmci import gha
 from llmci.errors import InputError
 from llmci.fsutil import atomic_write_text
-from llmci.report.comparison import validate_comparison, validate_findings
-from llmci.report.github import GitHub, GitHubRetryPolicy, Marker, PermissionDenied
+from llmci.report.comparison import ComparisonDocument, FindingDocument, validate_comparison, validate_findings
+from llmci.report.github import CheckAnnotation, GitHub, GitHubRetryPolicy, Marker, PermissionDenied
 from llmci.report.render import COMMENT_LIMIT, fit, headline
 
 #: The job summary takes up to 1 MiB per step; leave room for other steps' sections.
@@ -104,17 +103,17 @@ def credentials_from_environment(environ: Mapping[str, str] = os.environ) -> tup
     return token, environ.get("LLMCI_COMMENT_AUTHOR") or None
 
 
-def load_comparison(path: Path) -> dict[str, Any]:
+def load_comparison(path: Path) -> ComparisonDocument:
     """A comparison JSON from `llmci compare`, validated so that rendering cannot trip on it."""
     return validate_comparison(_read_json(path, "the comparison", "llmci compare --out"), str(path))
 
 
-def load_lint(path: Path) -> list[dict[str, Any]]:
+def load_lint(path: Path) -> list[FindingDocument]:
     """Findings from `llmci lint --format json`."""
     return validate_findings(_read_json(path, "the lint findings", "llmci lint --format json"), str(path))
 
 
-def _read_json(path: Path, what: str, producer: str) -> Any:
+def _read_json(path: Path, what: str, producer: str) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -123,16 +122,16 @@ def _read_json(path: Path, what: str, producer: str) -> Any:
         raise InputError(f"{path}: not JSON ({exc})", hint=f"pass the file `{producer}` wrote") from None
 
 
-def sticky_key(comparison: dict[str, Any], workflow: str | None) -> str:
+def sticky_key(comparison: ComparisonDocument, workflow: str | None) -> str:
     """One comment per workflow and set of suites."""
     suites = sorted({m["suite"] for m in comparison["metrics"]}) or ["none"]
     return f"{workflow or 'llmci'}/{'+'.join(suites)}"
 
 
 def report(
-    comparison: dict[str, Any],
+    comparison: ComparisonDocument,
     *,
-    lint: list[dict[str, Any]] | None,
+    lint: list[FindingDocument] | None,
     pull_request: PullRequest,
     token: str | None,
     output: Path | None,
@@ -185,8 +184,8 @@ def report(
 
 def _check(
     github: GitHub,
-    comparison: dict[str, Any],
-    lint: list[dict[str, Any]] | None,
+    comparison: ComparisonDocument,
+    lint: list[FindingDocument] | None,
     pr: PullRequest,
     key: str,
     summary: str,
@@ -196,12 +195,12 @@ def _check(
     assert pr.sha is not None
     verdict = comparison["verdict"]
     title = f"{verdict}: {headline(comparison)}"
-    annotations = [
+    annotations: list[CheckAnnotation] = [
         {
             "path": f["path"],
             "start_line": int(f["line"]),
             "end_line": int(f["line"]),
-            "annotation_level": _ANNOTATION_LEVEL.get(f.get("severity"), "notice"),
+            "annotation_level": _ANNOTATION_LEVEL.get(f.get("severity") or "", "notice"),
             "message": str(f.get("message", "")),
             "title": f"llmci {f.get('rule', 'lint')}",
         }

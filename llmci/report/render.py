@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmci import __version__
 from llmci.report.markdown import Markdown, block, html, inline
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+    from llmci.report.comparison import ComparisonDocument, FindingDocument
 
 #: GitHub refuses issue-comment bodies longer than this (characters).
 COMMENT_LIMIT = 65536
@@ -45,7 +51,7 @@ class Detail:
 
 
 @functools.cache
-def _environment() -> Any:
+def _environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(
@@ -63,7 +69,7 @@ def _environment() -> Any:
     return env
 
 
-def headline(comparison: dict[str, Any]) -> str:
+def headline(comparison: ComparisonDocument) -> str:
     """One sentence under the verdict: how many metrics did what."""
     metrics = comparison["metrics"]
     if not metrics:
@@ -78,9 +84,9 @@ def headline(comparison: dict[str, Any]) -> str:
 
 
 def render(
-    comparison: dict[str, Any],
+    comparison: ComparisonDocument,
     *,
-    lint: list[dict[str, Any]] | None = None,
+    lint: list[FindingDocument] | None = None,
     marker: str = "",
     run_url: str | None = None,
     detail: Detail | None = None,
@@ -117,10 +123,10 @@ def render(
 
 
 def fit(
-    comparison: dict[str, Any],
+    comparison: ComparisonDocument,
     limit: int,
     *,
-    lint: list[dict[str, Any]] | None = None,
+    lint: list[FindingDocument] | None = None,
     marker: str = "",
     run_url: str | None = None,
 ) -> str:
@@ -139,7 +145,7 @@ def fit(
     return text[: max(cut, 0)] + note
 
 
-def _side(meta: dict[str, Any] | None) -> dict[str, Any]:
+def _side(meta: Mapping[str, object] | None) -> dict[str, object]:
     """A side's metadata with every field the template shows (older or partial tables lack some)."""
     meta = meta or {}
     return {
@@ -147,7 +153,7 @@ def _side(meta: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _lint(findings: list[dict[str, Any]] | None, rows: int) -> dict[str, Any] | None:
+def _lint(findings: Sequence[FindingDocument] | None, rows: int) -> dict[str, Any] | None:
     if findings is None:
         return None
     order = {"error": 0, "warning": 1, "info": 2}

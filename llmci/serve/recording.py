@@ -10,12 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmci.monitor.records import RecordBuffer, RecordSettings, private, vars_json
+from llmci.monitor.records import Record, RecordBuffer, RecordSettings, private, vars_json
 from llmci.serve.protocol import Answer
 from llmci.serve.routing import LATENCY_BUCKETS_MS
+
+if TYPE_CHECKING:
+    from llmci.registry.store import Store
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the router answered (or mirrored), as it is recorded."""
+
+    #: When the router received it (`time.time()`).
+    started: float
+    model: str
+    #: The version that answered; None when no version could be chosen.
+    version: int | None
+    #: live, pinned or shadow (see `llmci.monitor.records.COLUMNS`).
+    kind: str
+    #: The path it was sent to: /v1/completions or /v1/chat/completions.
+    route: str
+    #: The request's JSON body as the client sent it (anything: a body that is not an object records no prompt).
+    body: object
+    answer: Answer
+    #: Time through the router.
+    latency_ms: float
 
 
 class Metrics:
@@ -38,18 +63,19 @@ class Metrics:
         self.cost = Counter("llmci_cost_usd", description="Token cost of priced models (USD).", tag_keys=tags)
         self.dropped = Counter("llmci_records_dropped", description="Request records not written.", tag_keys=("env",))
 
-    def observe(self, row: dict[str, Any]) -> None:
+    def observe(self, row: Record) -> None:
         version = "" if row["version"] is None else str(row["version"])  # "": the router chose none
         tags = {"env": row["env"], "model": row["model"], "version": version}
         self.requests.inc(1, {**tags, "kind": row["kind"], "code": str(row["status"])})
         if row["kind"] == "shadow":
             return  # a shadow's latency and tokens are not the client's
         self.latency.observe(row["latency_ms"], tags)
-        for direction in ("input", "output"):
-            if row[f"{direction}_tokens"]:
-                self.tokens.inc(row[f"{direction}_tokens"], {**tags, "direction": direction})
-        if row.get("cost_usd"):
-            self.cost.inc(row["cost_usd"], tags)
+        for direction, tokens in (("input", row["input_tokens"]), ("output", row["output_tokens"])):
+            if tokens:
+                self.tokens.inc(tokens, {**tags, "direction": direction})
+        cost = row.get("cost_usd")
+        if cost:
+            self.cost.inc(cost, tags)
 
 
 class Recorder:
@@ -58,7 +84,7 @@ class Recorder:
     def __init__(self, env: str) -> None:
         self.env = env
         self.settings: RecordSettings | None = None
-        self.store: Any = None
+        self.store: Store | None = None
         self.buffer = RecordBuffer()
         self.metrics: Metrics | None = None
         self.rng = random.Random()
@@ -83,14 +109,14 @@ class Recorder:
         version: int | None,
         kind: str,
         route: str,
-        body: Any,
+        body: object,
         answer: Answer,
         latency_ms: float,
     ) -> None:
         """Count the request in the metrics, and keep its record if it is sampled."""
         if self.metrics is None:
             self.metrics = Metrics()
-        row = self._row(started, model, version, kind, route, body, answer, latency_ms)
+        row = self._row(RecordedRequest(started, model, version, kind, route, body, answer, latency_ms))
         self.metrics.observe(row)
         settings = self.settings
         if settings is not None and (settings.sample >= 1 or self.rng.random() < settings.sample):
@@ -98,21 +124,12 @@ class Recorder:
             if self.task is None:
                 self.task = asyncio.get_running_loop().create_task(self._flush_forever())
 
-    def _row(
-        self,
-        started: float,
-        model: str,
-        version: int | None,
-        kind: str,
-        route: str,
-        body: Any,
-        answer: Answer,
-        latency_ms: float,
-    ) -> dict[str, Any]:
+    def _row(self, request: RecordedRequest) -> Record:
         settings = self.settings
         prompts, outputs = (settings.prompts, settings.outputs) if settings else ("dropped", "dropped")
-        price = settings.prices.get(model) if settings else None
-        payload = body if isinstance(body, dict) else {}
+        price = settings.prices.get(request.model) if settings else None
+        payload = request.body if isinstance(request.body, dict) else {}
+        answer = request.answer
         result = answer.body if isinstance(answer.body, dict) else {}
         usage = result.get("usage") or {}
         choice = (result.get("choices") or [{}])[0]
@@ -120,14 +137,14 @@ class Recorder:
         input_tokens, output_tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         extra = answer.extra
         return {
-            "time": datetime.fromtimestamp(started, timezone.utc),
+            "time": datetime.fromtimestamp(request.started, timezone.utc),
             "env": self.env,
-            "model": model,
-            "version": version,
-            "kind": kind,
-            "route": route,
+            "model": request.model,
+            "version": request.version,
+            "kind": request.kind,
+            "route": request.route,
             "status": answer.status,
-            "latency_ms": latency_ms,
+            "latency_ms": request.latency_ms,
             "queue_ms": extra.get("queue_ms"),
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
@@ -169,7 +186,7 @@ def _prompt_text(body: dict[str, Any]) -> str | None:
     return last_user_message(messages) if isinstance(messages, list) else None
 
 
-def last_user_message(messages: list[Any] | None) -> str | None:
+def last_user_message(messages: Sequence[object] | None) -> str | None:
     for message in reversed(messages or []):
         if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
             return message["content"]

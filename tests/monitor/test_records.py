@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from llmci.monitor.records import RecordBuffer, private, read_window, read_window_sampled, write_part
+from llmci.monitor.records import (
+    COLUMNS,
+    Record,
+    RecordBuffer,
+    private,
+    read_window,
+    read_window_sampled,
+    write_part,
+)
 from llmci.registry.file_store import FileStore
 
 NOW = datetime(2026, 11, 27, 12, 30, tzinfo=timezone.utc)
@@ -24,6 +32,11 @@ def row(minutes_ago: float, **fields) -> dict:
         "output": "billing",
         **fields,
     }
+
+
+def test_a_record_has_the_columns_of_the_schema_in_their_order() -> None:
+    """`Record` (what the router builds) and `COLUMNS` (the Parquet schema) name the same columns."""
+    assert list(Record.__annotations__) == list(COLUMNS)
 
 
 def test_parts_are_partitioned_by_hour_and_read_back_by_window(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import re
 
 from markdown_it import MarkdownIt
 
+from llmci.report import comparison as documents
 from llmci.report.github import Marker
 from llmci.report.render import COMMENT_LIMIT, fit, render
 from tests.report.conftest import comparison, regression
@@ -40,6 +41,28 @@ def hostile_report() -> str:
     ]
     outputs = [("bug", text) for text in HOSTILE]
     return render(comparison(outputs, inputs=HOSTILE, reasons=HOSTILE), lint=lint, marker=Marker("k").render())
+
+
+#: Each model of the comparison document, and the TypedDict its JSON dump is read as.
+DOCUMENT_TYPES = {
+    "Side": "SideDocument",
+    "Stats": "StatsDocument",
+    "CaseSide": "CaseSideDocument",
+    "Case": "CaseDocument",
+    "Metric": "MetricDocument",
+    "Latency": "LatencyDocument",
+    "Cost": "CostDocument",
+    "Suite": "SuiteDocument",
+    "Settings": "SettingsDocument",
+    "Comparison": "ComparisonDocument",
+    "Finding": "FindingDocument",
+}
+
+
+def test_the_typed_documents_have_the_fields_of_the_models_they_are_dumped_from() -> None:
+    for model, document in DOCUMENT_TYPES.items():
+        fields = list(getattr(documents, model).model_fields)
+        assert list(getattr(documents, document).__annotations__) == fields, model
 
 
 def test_the_headline_and_the_metric_table_say_what_happened() -> None:
