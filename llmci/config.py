@@ -340,8 +340,12 @@ class EnvironmentConfig(Section):
     ray_actor_options: dict[str, Any] = Field(
         default_factory=lambda: {"num_cpus": 1}, description="Per model replica: num_cpus, num_gpus, accelerator_type."
     )
-    max_batch_size: PositiveInt = Field(8, description="Requests generated together (@serve.batch).")
-    batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a batch waits to fill.")
+    max_batch_size: PositiveInt = Field(
+        8, description="Requests the router sends a version at once, generated together."
+    )
+    batch_wait_timeout_s: float = Field(
+        0.01, ge=0, description="How long a request that finds its version idle waits for others to batch with."
+    )
     graceful_shutdown_timeout_s: PositiveFloat = Field(60.0, description="Requests in flight get this long to finish.")
     runtime_env: dict[str, Any] = Field(
         default_factory=dict, description="Ray runtime_env of the applications (pip: [llmci==...] on a cluster)."

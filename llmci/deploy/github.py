@@ -28,7 +28,7 @@ class GitHubDeployment:
     def finish(self, outcome: Any) -> None:
         """`success` (and the replaced deployment `inactive`) or `failure`."""
         try:
-            if outcome is not None and outcome.action in ("deployed", "noop"):
+            if outcome is not None and outcome.action in ("deployed", "noop", "reconfigured"):
                 replaced = [d for d in self.client.active_deployments(self.env) if d.id != self.deployment.id]
                 self._status("success", f"{outcome.ref} serves {self.env}")
                 for old in replaced:

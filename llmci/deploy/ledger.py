@@ -28,7 +28,9 @@ from llmci.registry.manifest import now
 from llmci.registry.store import ObjectNotFound, PreconditionFailed, Store
 from llmci.serve.routing import RouterConfig
 
-Action = Literal["deploy", "step", "gate", "smoke", "shadow", "rollback", "retire", "deployed", "failed", "noop"]
+Action = Literal[
+    "deploy", "step", "gate", "smoke", "shadow", "rollback", "retire", "deployed", "failed", "noop", "reconfigure"
+]
 _ATTEMPTS = 50
 
 

@@ -39,7 +39,7 @@ from llmci.monitor.records import RecordSettings
 from llmci.registry import Manifest, Registry
 from llmci.registry.manifest import lineage_from_environment
 from llmci.registry.versions import sigterm_raises
-from llmci.serve.routing import Counts, ModelRoutes, RouterConfig, VersionRoute, counts_key
+from llmci.serve.routing import Batching, Counts, ModelRoutes, RouterConfig, VersionRoute, counts_key
 
 ROUTER_IMPORT = "llmci.serve.app:build_router"
 MODEL_IMPORT = "llmci.serve.app:build_model"
@@ -67,7 +67,7 @@ class GateResult:
 class Outcome:
     env: str
     ref: str
-    action: str  # deployed | noop | rolled-back | shadowing
+    action: str  # deployed | noop | reconfigured | rolled-back | shadowing
     url: str
     events: list[Event] = field(default_factory=list)
 
@@ -205,6 +205,17 @@ class Deployer:
             prices=token_prices(self.loaded.config, self.loaded.root),
         )
 
+    def batching(self) -> Batching:
+        """How the router batches each version's requests: two batches in flight per replica, so a replica
+        has the next batch at hand when one finishes while the one after fills."""
+        s = self.settings
+        replicas = int((s.autoscaling_config or {}).get("max_replicas", s.replicas))
+        return Batching(
+            max_batch_size=s.max_batch_size,
+            batch_wait_timeout_s=s.batch_wait_timeout_s,
+            max_concurrent_batches=2 * max(replicas, 1),
+        )
+
     def model_config(self, manifest: Manifest) -> dict[str, Any]:
         s = self.settings
         store = self.registry.store
@@ -212,7 +223,7 @@ class Deployer:
             "name": "model",
             "max_ongoing_requests": max(64, 4 * s.max_batch_size),
             "ray_actor_options": s.ray_actor_options,
-            "user_config": {"max_batch_size": s.max_batch_size, "batch_wait_timeout_s": s.batch_wait_timeout_s},
+            "user_config": {"max_batch_size": s.max_batch_size},
             "graceful_shutdown_timeout_s": s.graceful_shutdown_timeout_s,
             "health_check_period_s": 10,
             "health_check_timeout_s": 30,
@@ -281,9 +292,13 @@ class Deployer:
             serving = {v: r.weight for v, r in routes.versions.items() if r.weight > 0}
             previous = max((v for v in serving if v != version), key=lambda v: serving[v], default=None)
             if serving == {version: 100.0} and self._healthy(before):
-                outcome.action = "noop"
-                outcome.events.append(self._event("noop", name, version, previous, before, "already serving 100%"))
-                self.say(f"{self.env}: {manifest.ref} already serves 100%; nothing to do")
+                wanted = self._with_version(before, manifest)
+                if wanted.apps == before.apps and wanted.router == before.router:
+                    outcome.action = "noop"
+                    outcome.events.append(self._event("noop", name, version, previous, before, "already serving 100%"))
+                    self.say(f"{self.env}: {manifest.ref} already serves 100%; nothing to do")
+                    return outcome
+                self._reconfigure(manifest, before, wanted, outcome, serve_config_out)
                 return outcome
             if shadow and previous is None:
                 raise UsageError(f"nothing serves {name} in {self.env} yet: a shadow mirrors a live version")
@@ -306,6 +321,39 @@ class Deployer:
                     raise
                 raise RolledBackError(f"{self.env}: {manifest.ref} {why}; the environment was rolled back") from None
         return outcome
+
+    def _reconfigure(
+        self, manifest: Manifest, before: EnvState, wanted: EnvState, outcome: Outcome, serve_config_out: Path | None
+    ) -> None:
+        """The version that serves, with the environment's changed settings. Batch sizes, replica counts,
+        autoscaling and the router's settings change in place; other changes (ray_actor_options,
+        runtime_env) restart the version's replicas through Serve's own rolling update."""
+        name, version = manifest.name, manifest.version
+        changed = sorted(
+            {app for app in wanted.apps if wanted.apps[app] != before.apps.get(app)}
+            | ({router_app(self.env)} if wanted.router != before.router else set())
+        )
+        self.say(f"{self.env}: {manifest.ref} serves 100%; applying changed settings to {', '.join(changed)}")
+        self.sent = before
+        try:
+            digest = self.apply(wanted)
+        except BaseException as exc:
+            why = _reason(exc)
+            self._undo(before, name, version, None, why)
+            self._failed(manifest, why, outcome)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise RolledBackError(f"{self.env}: new settings for {manifest.ref} {why}; rolled back") from None
+        self.ledger.record(wanted)
+        if serve_config_out is not None:
+            _write_config(serve_config_out, self.serve_config(wanted, self.api.applied_configs()))
+        outcome.action = "reconfigured"
+        outcome.events.append(
+            self._event(
+                "reconfigure", name, version, None, wanted, f"new settings: {', '.join(changed)}", digest=digest
+            )
+        )
+        self.say(f"{self.env}: {manifest.ref} serves 100% with the new settings")
 
     def _roll_out(
         self,
@@ -601,7 +649,9 @@ class Deployer:
         versions = dict(routes.versions)
         versions.setdefault(manifest.version, VersionRoute(app=app, weight=0))
         models = {**state.router.models, manifest.name: routes.model_copy(update={"versions": versions})}
-        router_config = state.router.model_copy(update={"models": models, "records": self.record_settings()})
+        router_config = state.router.model_copy(
+            update={"models": models, "records": self.record_settings(), "batching": self.batching()}
+        )
         return state.model_copy(update={"apps": apps, "router": router_config})
 
     def _weighted(self, state: EnvState, name: str, weights: dict[int, float]) -> EnvState:

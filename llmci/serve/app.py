@@ -18,9 +18,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from llmci.monitor.descriptors import charset, non_ascii_share
-from llmci.serve.protocol import Answer, GenerationRequest, RequestError, answer_body, error_body, models_body, parse
+from llmci.serve.batching import Batcher
+from llmci.serve.protocol import (
+    Answer,
+    Call,
+    GenerationRequest,
+    Output,
+    RequestError,
+    answer_body,
+    error_body,
+    models_body,
+    parse,
+)
 from llmci.serve.recording import Recorder, last_user_message
-from llmci.serve.routing import Counts, RouterConfig, choose, counts_key
+from llmci.serve.routing import Batching, Counts, RouterConfig, choose, counts_key
 
 #: How often a router replica sends its counters to the stats deployment.
 FLUSH_S = 0.2
@@ -68,41 +79,52 @@ class ModelServer:
         self.version = manifest.ref
         self.generator = Generator(folder, threads=settings.threads)
         self.replica = serve.get_replica_context().replica_id.unique_id
+        self.max_batch_size = 8
 
     def reconfigure(self, config: dict[str, Any]) -> None:
-        self.answer_batch.set_max_batch_size(int(config.get("max_batch_size", 8)))
-        self.answer_batch.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.01)))
+        self.max_batch_size = int(config.get("max_batch_size", 8))
 
-    async def answer(self, path: str, body: Any) -> Answer:
-        """The answer to one OpenAI request (the router calls this), with what the monitor records of it."""
-        arrived = time.perf_counter()
-        try:
-            request = parse(path, body)
-            prompt = self.generator.prompt(request)
-        except RequestError as exc:
-            return Answer(exc.status, exc.body(), self.version, {"replica": self.replica})
-        result, batch_started = await self.answer_batch((request, prompt))
+    async def answer_many(self, calls: list[Call]) -> list[Answer]:
+        """The answers to a batch of OpenAI requests (the router sends them), with what the monitor records.
+
+        One `generate` per `max_batch_size` requests; a request that cannot be parsed or rendered is
+        answered alone (4xx) and the rest go on.
+        """
+        answers: list[Answer | None] = [None] * len(calls)
+        todo: list[tuple[int, GenerationRequest, str]] = []
+        for index, call in enumerate(calls):
+            try:
+                request = parse(call.path, call.body)
+                todo.append((index, request, self.generator.prompt(request)))
+            except RequestError as exc:
+                answers[index] = Answer(exc.status, exc.body(), self.version, {"replica": self.replica})
+        for start in range(0, len(todo), self.max_batch_size):
+            chunk = todo[start : start + self.max_batch_size]
+            started = time.time()
+            results = await asyncio.to_thread(
+                self.generator.generate, [request for _, request, _ in chunk], [prompt for _, _, prompt in chunk]
+            )
+            for (index, request, prompt), result in zip(chunk, results, strict=True):
+                answers[index] = self._answer(request, prompt, result, started - calls[index].queued_at)
+        return answers  # type: ignore[return-value]
+
+    def _answer(
+        self, request: GenerationRequest, prompt: str, result: Output | RequestError, queued_s: float
+    ) -> Answer:
         # A chat's descriptors are those of what the user wrote (its last message), as an eval case's input
         # is: the chat template's system prompt and markers would make every window look drifted.
-        described = last_user_message(request.messages) if request.kind == "chat" else prompt
-        extra = {
+        described = (last_user_message(request.messages) if request.kind == "chat" else prompt) or ""
+        extra: dict[str, Any] = {
             "replica": self.replica,
-            "queue_ms": max(batch_started - arrived, 0.0) * 1000,
-            "prompt_chars": len(described or ""),
-            "non_ascii_share": non_ascii_share(described or ""),
-            "charset": charset(described or ""),
+            "queue_ms": max(queued_s, 0.0) * 1000,
+            "prompt_chars": len(described),
+            "non_ascii_share": non_ascii_share(described),
+            "charset": charset(described),
         }
         if isinstance(result, RequestError):
             return Answer(result.status, result.body(), self.version, extra)
         extra["oov_share"] = result.unknown_tokens / result.prompt_tokens if result.prompt_tokens else 0.0
         return Answer(200, answer_body(request, result, self.version), self.version, extra)
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def answer_batch(self, items: list[tuple[Any, str]]) -> list[tuple[Any, float]]:
-        started = time.perf_counter()
-        requests, prompts = [item[0] for item in items], [item[1] for item in items]
-        results = await asyncio.to_thread(self.generator.generate, requests, prompts)
-        return [(result, started) for result in results]
 
     async def check_health(self) -> None:
         """Healthy means it still generates: one token from a one-word prompt."""
@@ -137,6 +159,7 @@ class Router:
         self.env = env
         self.config = RouterConfig()
         self.handles: dict[str, Any] = {}
+        self.batchers: dict[str, Batcher[Call, Answer]] = {}
         self.pending: dict[str, Counts] = {}
         self.rng = random.Random()
         self.flusher: asyncio.Task | None = None
@@ -150,6 +173,8 @@ class Router:
             app: self.handles.get(app) or serve.get_deployment_handle("model", app_name=app, _check_exists=False)
             for app in apps
         }
+        if parsed.batching != self.config.batching:
+            self.batchers = {}  # new batches take the new sizes; batches already queued go out as they were
         self.config, self.handles = parsed, handles  # one assignment each: requests in flight see old or new
         self.recorder.configure(parsed.records)
 
@@ -199,12 +224,28 @@ class Router:
         return JSONResponse(answer.body, answer.status, headers=headers)
 
     async def _ask(self, app: str, path: str, body: Any) -> Answer:
+        batcher = self.batchers.get(app)
+        if batcher is None:
+            batcher = self.batchers[app] = self._batcher(app, self.config.batching)
         try:
-            return await self.handles[app].answer.remote(path, body)
+            return await batcher(Call(path, body, time.time()))
         except Exception as exc:  # the replica died or raised: the client gets a 500, the counters an error
             from llmci.errors import first_line
 
             return Answer(500, error_body(f"the model failed: {first_line(exc)}", "server_error"))
+
+    def _batcher(self, app: str, batching: Batching) -> Batcher[Call, Answer]:
+        """Requests for one version go to it in batches: one Ray call per batch, not per request."""
+
+        async def send(calls: list[Call]) -> list[Answer]:
+            return await self.handles[app].answer_many.remote(calls)
+
+        return Batcher(
+            send,
+            max_size=batching.max_batch_size,
+            wait_s=batching.batch_wait_timeout_s,
+            concurrency=batching.max_concurrent_batches,
+        )
 
     async def _shadow(self, model: str, version: int, app: str, path: str, body: Any, received: float) -> None:
         """A mirrored request: its answer is counted and recorded (kind `shadow`), never returned."""

@@ -68,6 +68,16 @@ class Output:
     unknown_tokens: int = 0
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request as the router hands it to a model replica, in a batch."""
+
+    path: str
+    body: Any
+    #: When the router queued it (time.time()): the replica records how long it waited for generation.
+    queued_at: float
+
+
 @dataclass
 class Answer:
     """What a model replica answers: an HTTP status and a JSON body, plus who answered."""

@@ -41,6 +41,18 @@ class ModelRoutes(BaseModel):
     shadow: int | None = Field(None, description="A version that gets a copy of every request, answers unseen.")
 
 
+class Batching(BaseModel):
+    """How the router batches a version's requests (the environment's settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch_size: int = Field(8, ge=1, description="Requests sent to a version in one call, generated together.")
+    batch_wait_timeout_s: float = Field(
+        0.01, ge=0, description="How long a request that finds the version idle waits for company."
+    )
+    max_concurrent_batches: int = Field(2, ge=1, description="Batches in flight per version per router replica.")
+
+
 class RouterConfig(BaseModel):
     """The router deployment's user_config: changed in place (reconfigure), never restarting a replica."""
 
@@ -49,6 +61,7 @@ class RouterConfig(BaseModel):
     models: dict[str, ModelRoutes] = Field(default_factory=dict)
     sticky_header: str | None = Field("x-llmci-user", description="Header whose value keeps a user on one version.")
     records: RecordSettings | None = Field(None, description="Where request records go (monitor); none: not recorded.")
+    batching: Batching = Field(default_factory=Batching)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,27 @@ def test_canary_under_load_loses_no_request_then_noop_and_rollback(project: Proj
     again = project.deploy(v2, "--env", "staging")
     assert again.code == 0 and "already serves 100%; nothing to do" in again.stderr
 
+    # The same version after the environment's settings changed: applied in place, under load.
+    original = (project.root / "llmci.yaml").read_text()
+    config = yaml.safe_load(original)
+    config["deploy"]["environments"]["staging"]["max_batch_size"] = 3
+    (project.root / "llmci.yaml").write_text(yaml.safe_dump(config))
+    try:
+        with Load(project.url("staging")) as load:
+            tuned = project.deploy(v2, "--env", "staging")
+        assert tuned.code == 0, tuned.stderr
+        assert "applying changed settings to llmci-staging, llmci-staging--ticket-router-2" in tuned.stderr
+        assert load.statuses() == {200: len(load.answers)}, load.statuses()
+        applied = yaml.safe_load((project.root / ".llmci" / "serve" / "staging.serve.yaml").read_text())
+        model_app = next(a for a in applied["applications"] if a["name"] == "llmci-staging--ticket-router-2")
+        assert model_app["deployments"][0]["user_config"] == {"max_batch_size": 3}
+        router_app = next(a for a in applied["applications"] if a["name"] == "llmci-staging")
+        assert router_app["deployments"][0]["user_config"]["batching"]["max_batch_size"] == 3
+        still = project.deploy(v2, "--env", "staging")
+        assert still.code == 0 and "nothing to do" in still.stderr
+    finally:
+        (project.root / "llmci.yaml").write_text(original)
+
     back = project.deploy("rollback", "--env", "staging")
     assert back.code == 0, back.stderr
     assert back.stdout == f"{v1} serves staging at {project.url('staging')}\n"
@@ -71,6 +92,7 @@ def test_canary_under_load_loses_no_request_then_noop_and_rollback(project: Proj
     log = events(project, "staging")
     actions = [e["action"] for e in log]
     assert actions[:2] == ["deploy", "step"] and actions.count("deployed") == 3 and "noop" in actions
+    assert actions.count("reconfigure") == 1
     steps = [e["weights"] for e in log if e["action"] == "step" and e["version"] == 2]
     assert steps == [{v1: 50.0, v2: 50.0}, {v1: 0.0, v2: 100.0}]
     assert all(e["actor"] for e in log)
