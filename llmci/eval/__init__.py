@@ -13,8 +13,9 @@ DeepEval nor pandas (`llmci --help` starts as fast as click).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from llmci.lazy import exports
 
 if TYPE_CHECKING:
     from llmci.eval.cases import Case, Generation, load_cases
@@ -61,12 +62,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = exports(__name__, _WHERE)

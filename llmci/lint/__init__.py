@@ -14,8 +14,9 @@ Jinja2 nor llmci's configuration (`llmci --help` starts as fast as click).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from llmci.lazy import exports
 
 if TYPE_CHECKING:
     from llmci.lint.engine import Linter
@@ -57,12 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = exports(__name__, _WHERE)

@@ -14,8 +14,9 @@ pydantic nor boto3 (`llmci --help` starts as fast as click).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from llmci.lazy import exports
 
 if TYPE_CHECKING:
     from llmci.registry.access import default_actor, open_registry, open_store, pull_cached
@@ -54,12 +55,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = exports(__name__, _WHERE)

@@ -20,8 +20,9 @@ Ray nor torch, and Ray Serve imports `llmci.serve.app` by its path.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from llmci.lazy import exports
 
 if TYPE_CHECKING:
     from llmci.serve.app import build_model, build_router
@@ -66,12 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = exports(__name__, _WHERE)
