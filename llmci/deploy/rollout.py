@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llmci import __version__
 from llmci.config import EnvironmentConfig, LoadedConfig
@@ -63,11 +63,22 @@ class GateResult:
         return f"{self.requests} requests, {self.errors} errors, p95 {p95}: {verdict} ({self.reason})"
 
 
+OutcomeAction = Literal["deployed", "noop", "reconfigured", "rolled-back", "shadowing"]
+#: How the job summary heads each outcome.
+OUTCOME_ICONS: dict[str, str] = {
+    "deployed": "🚀",
+    "noop": "✅",
+    "reconfigured": "🔧",
+    "rolled-back": "↩️",
+    "shadowing": "👥",
+}
+
+
 @dataclass
 class Outcome:
     env: str
     ref: str
-    action: str  # deployed | noop | reconfigured | rolled-back | shadowing
+    action: OutcomeAction
     url: str
     events: list[Event] = field(default_factory=list)
 
@@ -206,8 +217,9 @@ class Deployer:
         )
 
     def batching(self) -> Batching:
-        """How the router batches each version's requests: two batches in flight per replica, so a replica
-        has the next batch at hand when one finishes while the one after fills."""
+        """How the router batches each version's requests: each router replica keeps two batches in flight
+        per model replica, so a replica has the next batch at hand when one finishes while the one after
+        fills. (Serve's autoscaler then counts batches as a replica's ongoing requests.)"""
         s = self.settings
         replicas = int((s.autoscaling_config or {}).get("max_replicas", s.replicas))
         return Batching(
@@ -308,19 +320,27 @@ class Deployer:
                 )
                 _write_config(serve_config_out, self.serve_config(final, self.api.applied_configs()))
                 self.say(f"{self.env}: the Serve config it ends with: {serve_config_out}")
-            self.sent = before
-            try:
+            with self._undone_on_failure(manifest, before, previous, outcome):
                 self._roll_out(
                     manifest, before, routes, serving, previous, outcome, canary, step_seconds, smoke, shadow
                 )
-            except BaseException as exc:  # whatever stopped it (a check, the cluster, Ctrl-C, SIGTERM): undo it
-                why = _reason(exc)
-                self._undo(before, name, version, previous, why)
-                self._failed(manifest, why, outcome)
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                raise RolledBackError(f"{self.env}: {manifest.ref} {why}; the environment was rolled back") from None
         return outcome
+
+    @contextmanager
+    def _undone_on_failure(
+        self, manifest: Manifest, before: EnvState, previous: int | None, outcome: Outcome
+    ) -> Iterator[None]:
+        """Whatever stops the block (a check, the cluster, Ctrl-C, SIGTERM) puts `before` back, and says why."""
+        self.sent = before
+        try:
+            yield
+        except BaseException as exc:
+            why = _reason(exc)
+            self._undo(before, manifest.name, manifest.version, previous, why)
+            self._failed(manifest, why, outcome)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise RolledBackError(f"{self.env}: {manifest.ref} {why}; the environment was rolled back") from None
 
     def _reconfigure(
         self, manifest: Manifest, before: EnvState, wanted: EnvState, outcome: Outcome, serve_config_out: Path | None
@@ -334,25 +354,19 @@ class Deployer:
             | ({router_app(self.env)} if wanted.router != before.router else set())
         )
         self.say(f"{self.env}: {manifest.ref} serves 100%; applying changed settings to {', '.join(changed)}")
-        self.sent = before
-        try:
+        with self._undone_on_failure(manifest, before, None, outcome):
             digest = self.apply(wanted)
-        except BaseException as exc:
-            why = _reason(exc)
-            self._undo(before, name, version, None, why)
-            self._failed(manifest, why, outcome)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            raise RolledBackError(f"{self.env}: new settings for {manifest.ref} {why}; rolled back") from None
-        self.ledger.record(wanted)
+            if self.settings.smoke is not None:  # replicas may have restarted: they must still answer well
+                passed, summary = self.smoke(manifest)
+                self.say(f"{self.env}: smoke eval of {manifest.ref}: {summary}")
+                if not passed:
+                    raise _Failed(f"failed its smoke eval with the new settings: {summary}")
+            self.ledger.record(wanted)
+            what = f"new settings: {', '.join(changed)}"
+            outcome.events.append(self._event("reconfigure", name, version, None, wanted, what, digest=digest))
         if serve_config_out is not None:
             _write_config(serve_config_out, self.serve_config(wanted, self.api.applied_configs()))
         outcome.action = "reconfigured"
-        outcome.events.append(
-            self._event(
-                "reconfigure", name, version, None, wanted, f"new settings: {', '.join(changed)}", digest=digest
-            )
-        )
         self.say(f"{self.env}: {manifest.ref} serves 100% with the new settings")
 
     def _roll_out(
@@ -623,7 +637,7 @@ class Deployer:
         """The job summary: what happened, step by step (names escaped: they come from the registry)."""
         from llmci.report.markdown import inline
 
-        icon = {"deployed": "🚀", "noop": "✅", "rolled-back": "↩️", "shadowing": "👥"}[outcome.action]
+        icon = OUTCOME_ICONS[outcome.action]
         lines = [
             f"### {icon} llmci deploy: {inline(outcome.ref)} → {inline(self.env)} ({outcome.action})",
             "",
@@ -641,13 +655,15 @@ class Deployer:
 
     def _with_version(self, state: EnvState, manifest: Manifest) -> EnvState:
         apps = dict(state.apps)
-        router = router_app(self.env)
-        apps.setdefault(router, self.router_config())
+        # Rebuilt every time: a new llmci (its version is in the args) or new router settings reach the
+        # router; an unchanged config is left alone by Serve.
+        apps[router_app(self.env)] = self.router_config()
         app = version_app(self.env, manifest.name, manifest.version)
         apps[app] = self.model_config(manifest)
         routes = state.router.models.get(manifest.name, ModelRoutes())
         versions = dict(routes.versions)
-        versions.setdefault(manifest.version, VersionRoute(app=app, weight=0))
+        route = versions.get(manifest.version, VersionRoute(app=app, weight=0))
+        versions[manifest.version] = route.model_copy(update={"app": app, "batched": True})
         models = {**state.router.models, manifest.name: routes.model_copy(update={"versions": versions})}
         router_config = state.router.model_copy(
             update={"models": models, "records": self.record_settings(), "batching": self.batching()}

@@ -42,7 +42,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "route": ("string", "/v1/completions or /v1/chat/completions."),
     "status": ("int16", "HTTP status of the answer."),
     "latency_ms": ("float32", "Time through the router."),
-    "queue_ms": ("float32", "Time the request waited for its batch in the model replica."),
+    "queue_ms": ("float32", "From the router queuing the request to its batch's generation starting (wall clocks)."),
     "input_tokens": ("int32", "Prompt tokens."),
     "output_tokens": ("int32", "Generated tokens."),
     "cost_usd": ("float64", "Token cost when the model has token prices (API models); else null."),

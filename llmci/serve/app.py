@@ -17,6 +17,7 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from llmci.errors import first_line
 from llmci.monitor.descriptors import charset, non_ascii_share
 from llmci.serve.batching import Batcher
 from llmci.serve.protocol import (
@@ -31,7 +32,7 @@ from llmci.serve.protocol import (
     parse,
 )
 from llmci.serve.recording import Recorder, last_user_message
-from llmci.serve.routing import Batching, Counts, RouterConfig, choose, counts_key
+from llmci.serve.routing import Batching, Counts, RouterConfig, VersionRoute, choose, counts_key
 
 #: How often a router replica sends its counters to the stats deployment.
 FLUSH_S = 0.2
@@ -98,6 +99,9 @@ class ModelServer:
                 todo.append((index, request, self.generator.prompt(request)))
             except RequestError as exc:
                 answers[index] = Answer(exc.status, exc.body(), self.version, {"replica": self.replica})
+            except Exception as exc:  # a request nothing foresaw fails alone, never its batch
+                body = error_body(f"the request could not be prepared: {first_line(exc)}", "server_error")
+                answers[index] = Answer(500, body, self.version, {"replica": self.replica})
         for start in range(0, len(todo), self.max_batch_size):
             chunk = todo[start : start + self.max_batch_size]
             started = time.time()
@@ -107,6 +111,11 @@ class ModelServer:
             for (index, request, prompt), result in zip(chunk, results, strict=True):
                 answers[index] = self._answer(request, prompt, result, started - calls[index].queued_at)
         return answers  # type: ignore[return-value]
+
+    async def answer(self, path: str, body: Any) -> Answer:
+        """One request, as routers of an llmci from before the router batched send it (during an upgrade)."""
+        (answer,) = await self.answer_many([Call(path, body, time.time())])
+        return answer
 
     def _answer(
         self, request: GenerationRequest, prompt: str, result: Output | RequestError, queued_s: float
@@ -160,6 +169,7 @@ class Router:
         self.config = RouterConfig()
         self.handles: dict[str, Any] = {}
         self.batchers: dict[str, Batcher[Call, Answer]] = {}
+        self.shadows: set[asyncio.Task[None]] = set()
         self.pending: dict[str, Counts] = {}
         self.rng = random.Random()
         self.flusher: asyncio.Task | None = None
@@ -173,8 +183,10 @@ class Router:
             app: self.handles.get(app) or serve.get_deployment_handle("model", app_name=app, _check_exists=False)
             for app in apps
         }
-        if parsed.batching != self.config.batching:
-            self.batchers = {}  # new batches take the new sizes; batches already queued go out as they were
+        # A batcher whose version left (or whose sizes changed) is dropped: the requests it holds still go
+        # out to the handle it was made with, as the application stays up until the router let it go.
+        same = parsed.batching == self.config.batching
+        self.batchers = {app: b for app, b in self.batchers.items() if same and app in apps}
         self.config, self.handles = parsed, handles  # one assignment each: requests in flight see old or new
         self.recorder.configure(parsed.records)
 
@@ -214,31 +226,36 @@ class Router:
             return JSONResponse(exc.body(), exc.status)
         shadow = config.models[choice.model].shadow
         if shadow is not None and shadow != choice.version and shadow in config.models[choice.model].versions:
-            app = config.models[choice.model].versions[shadow].app
-            asyncio.get_running_loop().create_task(self._shadow(choice.model, shadow, app, path, body, received))
-        answer = await self._ask(choice.app, path, body)
+            route = config.models[choice.model].versions[shadow]
+            task = asyncio.get_running_loop().create_task(
+                self._shadow(choice.model, shadow, route, path, body, received)
+            )
+            self.shadows.add(task)  # referenced until done: the loop keeps only weak references to tasks
+            task.add_done_callback(self.shadows.discard)
+        answer = await self._ask(choice.route, path, body)
         kind = "pinned" if choice.pinned else "live"
         latency_ms = self._count(counts_key(choice.model, choice.version, kind), answer, started)
         self.recorder.record(received, choice.model, choice.version, kind, path, body, answer, latency_ms)
         headers = {VERSION_HEADER: answer.version or f"{choice.model}@{choice.version}"}
         return JSONResponse(answer.body, answer.status, headers=headers)
 
-    async def _ask(self, app: str, path: str, body: Any) -> Answer:
-        batcher = self.batchers.get(app)
-        if batcher is None:
-            batcher = self.batchers[app] = self._batcher(app, self.config.batching)
+    async def _ask(self, route: VersionRoute, path: str, body: Any) -> Answer:
         try:
+            if not route.batched:  # deployed by an llmci from before the router batched: one call a request
+                return await self.handles[route.app].answer.remote(path, body)
+            batcher = self.batchers.get(route.app)
+            if batcher is None:
+                batcher = self.batchers[route.app] = self._batcher(self.handles[route.app], self.config.batching)
             return await batcher(Call(path, body, time.time()))
         except Exception as exc:  # the replica died or raised: the client gets a 500, the counters an error
-            from llmci.errors import first_line
-
             return Answer(500, error_body(f"the model failed: {first_line(exc)}", "server_error"))
 
-    def _batcher(self, app: str, batching: Batching) -> Batcher[Call, Answer]:
+    @staticmethod
+    def _batcher(handle: Any, batching: Batching) -> Batcher[Call, Answer]:
         """Requests for one version go to it in batches: one Ray call per batch, not per request."""
 
         async def send(calls: list[Call]) -> list[Answer]:
-            return await self.handles[app].answer_many.remote(calls)
+            return await handle.answer_many.remote(calls)
 
         return Batcher(
             send,
@@ -247,10 +264,12 @@ class Router:
             concurrency=batching.max_concurrent_batches,
         )
 
-    async def _shadow(self, model: str, version: int, app: str, path: str, body: Any, received: float) -> None:
+    async def _shadow(
+        self, model: str, version: int, route: VersionRoute, path: str, body: Any, received: float
+    ) -> None:
         """A mirrored request: its answer is counted and recorded (kind `shadow`), never returned."""
         started = time.perf_counter()
-        answer = await self._ask(app, path, body)
+        answer = await self._ask(route, path, body)
         latency_ms = self._count(counts_key(model, version, "shadow"), answer, started)
         self.recorder.record(received, model, version, "shadow", path, body, answer, latency_ms)
 

@@ -14,6 +14,7 @@ finds the batcher idle waits up to `wait_s` for company.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -37,6 +38,7 @@ class Batcher(Generic[Item, Result]):
         self.waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self.arrived = asyncio.Event()
         self.forming = False  # a batch is waiting for company: later arrivals join it
+        self.tasks: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps only weak ones)
 
     async def __call__(self, item: Item) -> Result:
         """The result for `item`, sent with whatever else is waiting (the exception of its batch, if it failed)."""
@@ -45,7 +47,11 @@ class Batcher(Generic[Item, Result]):
         self.arrived.set()
         if self.free and not self.forming:
             self.free -= 1
-            asyncio.get_running_loop().create_task(self._run())
+            # A context of its own: the batches it sends belong to no one request (Ray Serve cancels a
+            # request's calls when its client goes away).
+            task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return await future
 
     async def _run(self) -> None:
@@ -53,8 +59,10 @@ class Batcher(Generic[Item, Result]):
         try:
             await self._gather()
             while self.waiting:
+                self.waiting = [(item, future) for item, future in self.waiting if not future.done()]  # gone
                 batch, self.waiting = self.waiting[: self.max_size], self.waiting[self.max_size :]
-                await self._send(batch)
+                if batch:
+                    await self._send(batch)
         finally:
             self.free += 1
 
@@ -77,10 +85,15 @@ class Batcher(Generic[Item, Result]):
             results = await self.send([item for item, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} got {len(results)} results")
-        except Exception as exc:  # the whole batch failed: each caller gets the reason
+        except BaseException as exc:  # the whole batch failed: each caller gets the reason, none waits forever
+            failure = RuntimeError("the batch was cancelled") if isinstance(exc, asyncio.CancelledError) else exc
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(failure)
+            task = asyncio.current_task()
+            stopped = isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling()
+            if stopped or not isinstance(exc, (Exception, asyncio.CancelledError)):
+                raise  # this batcher itself is being stopped (shutdown), not just the call it made
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():  # a caller that went away (client disconnected) has a cancelled future

@@ -63,9 +63,12 @@ class Generator:
 
             try:
                 return self.template.render(**request.variables)
-            except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-                # The client's vars do not fit the template (a number where a list goes): its fault, a 400.
+            except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
+                # The client's vars do not fit the template (a number where a list goes, a zero it divides
+                # by): its fault, a 400.
                 raise RequestError(400, f"rendering the prompt template failed: {first_line(exc)}") from None
+            except RecursionError:
+                raise RequestError(400, "rendering the prompt template failed: 'vars' nest too deeply") from None
         return request.prompt or ""
 
     def generate(self, requests: list[GenerationRequest], prompts: list[str]) -> list[Output | RequestError]:
@@ -85,7 +88,13 @@ class Generator:
                 groups[request.sampling].append(index)
         with self._lock:
             for sampling, members in groups.items():
-                outputs = self._generate([encoded[i] for i in members], [requests[i] for i in members], sampling)
+                try:
+                    outputs: list[Output | RequestError] = list(
+                        self._generate([encoded[i] for i in members], [requests[i] for i in members], sampling)
+                    )
+                except Exception as exc:  # only the requests that asked for this sampling fail
+                    failed = RequestError(500, f"generation failed: {first_line(exc)}", kind="server_error")
+                    outputs = [failed] * len(members)
                 for index, output in zip(members, outputs, strict=True):
                     results[index] = output
         return results  # type: ignore[return-value]

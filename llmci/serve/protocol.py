@@ -103,9 +103,7 @@ def parse(path: str, body: Any) -> GenerationRequest:
     common = {
         "model": model,
         "max_tokens": _int(body, "max_tokens", 16, 1, MAX_TOKENS_LIMIT),
-        "sampling": Sampling(
-            temperature=_number(body, "temperature", 0.0, 0.0, 2.0), top_p=_number(body, "top_p", 1.0, 0.0, 1.0)
-        ),
+        "sampling": _sampling(_number(body, "temperature", 0.0, 0.0, 2.0), _number(body, "top_p", 1.0, 0.0, 1.0)),
         "stop": _stop(body.get("stop")),
         "user": body.get("user") if isinstance(body.get("user"), str) else None,
     }
@@ -175,6 +173,13 @@ def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> i
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise RequestError(400, f"'{key}' must be an integer from {low} to {high}")
     return value
+
+
+def _sampling(temperature: float, top_p: float) -> Sampling:
+    """Near-zero temperature or top_p is greedy decoding: sampling with them divides by ~0 (inf/nan)."""
+    if temperature < 0.01 or top_p < 0.001:
+        return Sampling(temperature=0.0, top_p=1.0)
+    return Sampling(temperature=temperature, top_p=top_p)
 
 
 def _number(body: dict[str, Any], key: str, default: float, low: float, high: float) -> float:

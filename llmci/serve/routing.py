@@ -32,6 +32,9 @@ class VersionRoute(BaseModel):
 
     app: str = Field(description="The Serve application serving this version.")
     weight: float = Field(0, ge=0, le=100, description="Share of the model's traffic, in percent.")
+    batched: bool = Field(
+        False, description="Its replicas take the router's batches (answer_many); older ones one request a call."
+    )
 
 
 class ModelRoutes(BaseModel):
@@ -68,8 +71,12 @@ class RouterConfig(BaseModel):
 class Choice:
     model: str
     version: int
-    app: str
+    route: VersionRoute
     pinned: bool
+
+    @property
+    def app(self) -> str:
+        return self.route.app
 
 
 def choose(config: RouterConfig, requested: str, sticky: str | None, rng: random.Random) -> Choice:
@@ -84,7 +91,7 @@ def choose(config: RouterConfig, requested: str, sticky: str | None, rng: random
         if version not in routes.versions:
             served = ", ".join(f"{name}@{v}" for v in sorted(routes.versions))
             raise RequestError(404, f"{requested} is not served here ({served})", code="model_not_found")
-        return Choice(name, version, routes.versions[version].app, pinned=True)
+        return Choice(name, version, routes.versions[version], pinned=True)
     live = sorted(((v, r) for v, r in routes.versions.items() if r.weight > 0), key=lambda item: -item[0])
     if not live:
         raise RequestError(503, f"model '{name}' has no version taking traffic", kind="server_error")
@@ -93,9 +100,9 @@ def choose(config: RouterConfig, requested: str, sticky: str | None, rng: random
     for version, route in live:
         point -= route.weight
         if point < 0:
-            return Choice(name, version, route.app, pinned=False)
+            return Choice(name, version, route, pinned=False)
     version, route = live[-1]
-    return Choice(name, version, route.app, pinned=False)
+    return Choice(name, version, route, pinned=False)
 
 
 def bucket(key: str) -> float:

@@ -112,3 +112,47 @@ def test_a_version_that_answers_the_wrong_number_fails_the_batch(wrong: list[int
             await batcher(1)
 
     asyncio.run(run())
+
+
+def test_a_cancelled_call_fails_its_batch_instead_of_hanging_it_and_the_batcher_goes_on() -> None:
+    """Ray Serve cancels a call whose request went away: the other requests of its batch must still end."""
+    cancelled = [False]
+
+    async def answer(items: list[int]) -> list[int]:
+        if not cancelled[0]:
+            cancelled[0] = True
+            raise asyncio.CancelledError
+        return [item * 2 for item in items]
+
+    async def run() -> None:
+        batcher = Batcher(answer, max_size=8, wait_s=0.01, concurrency=1)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(batcher(item) for item in range(4)), return_exceptions=True), 2
+        )
+        assert all(isinstance(r, RuntimeError) and "cancelled" in str(r) for r in results), results
+        assert await asyncio.wait_for(batcher(5), 2) == 10
+
+    asyncio.run(run())
+
+
+def test_the_batches_run_in_a_context_of_their_own() -> None:
+    """A batch is sent on behalf of every request in it: it must not carry the first caller's context."""
+    import contextvars
+
+    caller = contextvars.ContextVar("caller", default=None)
+    seen: list[object] = []
+
+    async def answer(items: list[int]) -> list[int]:
+        seen.append(caller.get())
+        return items
+
+    async def one(item: int, batcher: Batcher) -> int:
+        caller.set(f"request-{item}")
+        return await batcher(item)
+
+    async def run() -> None:
+        batcher = Batcher(answer, max_size=8, wait_s=0.01, concurrency=1)
+        await asyncio.gather(*(one(item, batcher) for item in range(3)))
+
+    asyncio.run(run())
+    assert seen == [None]

@@ -65,3 +65,28 @@ def test_a_prompt_beyond_the_context_is_refused_alone(served: Path) -> None:
     results = generator.generate([request(prompt=long), request(prompt="ok")], [long, "ok"])
     assert isinstance(results[0], RequestError) and results[0].code == "context_length_exceeded"
     assert not isinstance(results[1], RequestError)
+
+
+def test_vars_a_template_cannot_take_are_the_clients_400(served: Path, tmp_path: Path) -> None:
+    """A zero the template divides by, or vars nested past Python's limit: a 400 for that request."""
+    folder = tmp_path / "model"
+    shutil.copytree(served, folder)
+    bundle = {"template": "t.j2", "files": {"t.j2": "{{ 100 // n }} {{ deep | string }}"}}
+    (folder / PROMPT_FILE).write_text(json.dumps(bundle))
+    generator = Generator(folder, threads=1)
+    with pytest.raises(RequestError) as raised:
+        generator.prompt(request(variables={"n": 0, "deep": []}))
+    assert raised.value.status == 400 and "rendering the prompt template failed" in raised.value.message
+    assert generator.prompt(request(variables={"n": 4, "deep": []})) == "25 []"
+
+
+def test_a_sampling_that_fails_fails_only_the_requests_that_asked_for_it(served: Path) -> None:
+    from llmci.serve.protocol import Sampling
+
+    generator = Generator(served, threads=1)
+    broken = request(prompt="billing", sampling=Sampling(temperature=1e-300))  # inf/nan probabilities in torch
+    fine = request(prompt="billing")
+    results = generator.generate([broken, fine], ["billing", "billing"])
+    assert isinstance(results[0], RequestError) and results[0].status == 500
+    assert "generation failed" in results[0].message
+    assert results[1] == generator.generate([fine], ["billing"])[0]

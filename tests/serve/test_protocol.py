@@ -43,3 +43,14 @@ def test_the_answer_names_the_version_that_answered() -> None:
     body = answer_body(request, Output("billing", 12, 2, "stop"), "m@3")
     assert body["model"] == "m@3" and body["choices"][0]["message"]["content"] == "billing"
     assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}
+
+
+def test_a_near_zero_temperature_or_top_p_decodes_greedily() -> None:
+    """Sampling at temperature 1e-300 divides by ~0 (inf/nan in torch): it is greedy decoding anyway."""
+    from llmci.serve.protocol import Sampling
+
+    for extra in ({"temperature": 1e-300}, {"temperature": 0.5, "top_p": 1e-9}):
+        parsed = parse("/v1/completions", {"model": "m", "prompt": "x", **extra})
+        assert parsed.sampling == Sampling(temperature=0.0, top_p=1.0)
+    kept = parse("/v1/completions", {"model": "m", "prompt": "x", "temperature": 0.7, "top_p": 0.9})
+    assert kept.sampling == Sampling(temperature=0.7, top_p=0.9)
