@@ -345,9 +345,10 @@ class Deployer:
     def _reconfigure(
         self, manifest: Manifest, before: EnvState, wanted: EnvState, outcome: Outcome, serve_config_out: Path | None
     ) -> None:
-        """The version that serves, with the environment's changed settings. Batch sizes, replica counts,
-        autoscaling and the router's settings change in place; other changes (ray_actor_options,
-        runtime_env) restart the version's replicas through Serve's own rolling update."""
+        """The version that serves, with the environment's changed settings (or a new llmci's). Batch
+        sizes, replica counts and autoscaling change in place; other changes (ray_actor_options,
+        runtime_env, the router's settings, llmci's version) restart replicas through Serve's own
+        rolling update, so the smoke eval runs again before the change is kept."""
         name, version = manifest.name, manifest.version
         changed = sorted(
             {app for app in wanted.apps if wanted.apps[app] != before.apps.get(app)}
