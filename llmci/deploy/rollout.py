@@ -65,7 +65,7 @@ class GateResult:
 
 OutcomeAction = Literal["deployed", "noop", "reconfigured", "rolled-back", "shadowing"]
 #: How the job summary heads each outcome.
-OUTCOME_ICONS: dict[str, str] = {
+OUTCOME_ICONS: dict[OutcomeAction, str] = {
     "deployed": "🚀",
     "noop": "✅",
     "reconfigured": "🔧",
@@ -305,12 +305,13 @@ class Deployer:
             previous = max((v for v in serving if v != version), key=lambda v: serving[v], default=None)
             if serving == {version: 100.0} and self._healthy(before):
                 wanted = self._with_version(before, manifest)
-                if wanted.apps == before.apps and wanted.router == before.router:
+                changed = self._changed(before, wanted)
+                if not changed:
                     outcome.action = "noop"
                     outcome.events.append(self._event("noop", name, version, previous, before, "already serving 100%"))
                     self.say(f"{self.env}: {manifest.ref} already serves 100%; nothing to do")
                     return outcome
-                self._reconfigure(manifest, before, wanted, outcome, serve_config_out)
+                self._reconfigure(manifest, before, wanted, changed, outcome, serve_config_out)
                 return outcome
             if shadow and previous is None:
                 raise UsageError(f"nothing serves {name} in {self.env} yet: a shadow mirrors a live version")
@@ -342,18 +343,25 @@ class Deployer:
                 raise
             raise RolledBackError(f"{self.env}: {manifest.ref} {why}; the environment was rolled back") from None
 
+    def _changed(self, before: EnvState, wanted: EnvState) -> list[str]:
+        """The applications whose config differs between the two states (the router's with its weights)."""
+        apps = {app for app in wanted.apps if wanted.apps[app] != before.apps.get(app)}
+        return sorted(apps | ({router_app(self.env)} if wanted.router != before.router else set()))
+
     def _reconfigure(
-        self, manifest: Manifest, before: EnvState, wanted: EnvState, outcome: Outcome, serve_config_out: Path | None
+        self,
+        manifest: Manifest,
+        before: EnvState,
+        wanted: EnvState,
+        changed: list[str],
+        outcome: Outcome,
+        serve_config_out: Path | None,
     ) -> None:
         """The version that serves, with the environment's changed settings (or a new llmci's). Batch
         sizes, replica counts and autoscaling change in place; other changes (ray_actor_options,
         runtime_env, the router's settings, llmci's version) restart replicas through Serve's own
         rolling update, so the smoke eval runs again before the change is kept."""
         name, version = manifest.name, manifest.version
-        changed = sorted(
-            {app for app in wanted.apps if wanted.apps[app] != before.apps.get(app)}
-            | ({router_app(self.env)} if wanted.router != before.router else set())
-        )
         self.say(f"{self.env}: {manifest.ref} serves 100%; applying changed settings to {', '.join(changed)}")
         with self._undone_on_failure(manifest, before, None, outcome):
             digest = self.apply(wanted)

@@ -89,7 +89,7 @@ class ModelServer:
         """The answers to a batch of OpenAI requests (the router sends them), with what the monitor records.
 
         One `generate` per `max_batch_size` requests; a request that cannot be parsed or rendered is
-        answered alone (4xx) and the rest go on.
+        answered alone (4xx, or 500 for what nothing foresaw) and the rest go on.
         """
         answers: list[Answer | None] = [None] * len(calls)
         todo: list[tuple[int, GenerationRequest, str]] = []
@@ -184,7 +184,7 @@ class Router:
             for app in apps
         }
         # A batcher whose version left (or whose sizes changed) is dropped: the requests it holds still go
-        # out to the handle it was made with, as the application stays up until the router let it go.
+        # out to the handle it was made with, as the application stays up until the router has let it go.
         same = parsed.batching == self.config.batching
         self.batchers = {app: b for app, b in self.batchers.items() if same and app in apps}
         self.config, self.handles = parsed, handles  # one assignment each: requests in flight see old or new
