@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -29,12 +31,33 @@ def serving(project: Project, env: str) -> dict[str, float]:
     return {v["ref"]: v["weight"] for versions in report["models"].values() for v in versions if v["weight"] > 0}
 
 
+def serve_processes(head: int) -> list[int]:
+    """The Serve replicas the local head `head` runs (each worker has a process group of its own, in the
+    head's session)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ours = proc.name.isdigit() and os.getsid(int(proc.name)) == head
+            if ours and (proc / "cmdline").read_bytes().startswith(b"ray::ServeReplica"):
+                found.append(int(proc.name))
+        except (OSError, ProcessLookupError):  # gone since the listing
+            continue
+    return found
+
+
 def test_canary_under_load_loses_no_request_then_noop_and_rollback(project: Project) -> None:
     v1, v2 = project.publish(), project.publish()
     first = project.deploy(v1, "--env", "staging")
     assert first.code == 0, first.stderr
     assert first.stdout == f"{v1} serves staging at {project.url('staging')}\n"
     assert "first deploy" in first.stderr and f"{v1} is RUNNING" in first.stderr
+    # The replicas serve at the head's own priority: at Ray's default (15 below it) a deploy command
+    # starting beside them stalls live requests.
+    head = json.loads((project.root / ".llmci" / "serve" / "head.json").read_text())["pid"]
+    replicas = serve_processes(head)
+    assert replicas and {os.getpriority(os.PRIO_PROCESS, pid) for pid in replicas} == {
+        os.getpriority(os.PRIO_PROCESS, head)
+    }
 
     answer = httpx.post(
         f"{project.url('staging')}/completions",
