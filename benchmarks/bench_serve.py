@@ -33,6 +33,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -119,30 +120,49 @@ def throughput(url: str, seconds: float, *, healthz: bool = False) -> float:
     """Requests/s that CLIENTS concurrent clients complete in `seconds` (each sends when its last is answered);
     with `healthz`, GET /-/healthz: the proxy and router alone, no model.
 
-    The clients are coroutines on one event loop: a load generator must not eat the CPU it measures.
+    The load generator shares the 2 cores with what it measures, so it is as lean as `wrk`: one coroutine
+    per keep-alive connection on one event loop, writing a request encoded once and reading the status
+    line, the headers and Content-Length bytes of body. (Through the proxy and router alone it reached
+    639 req/s where httpx clients reached 340 and aiohttp's 525: the rest was the clients' own CPU.)
     """
+    target = urlsplit(url)
+    if healthz:
+        request = f"GET {target.path.removesuffix('/v1')}/-/healthz HTTP/1.1\r\nHost: {target.netloc}\r\n\r\n".encode()
+    else:
+        body = json.dumps(BODY).encode()
+        head = (
+            f"POST {target.path}/completions HTTP/1.1\r\nHost: {target.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        request = head.encode() + body
+
+    async def client(stop: asyncio.Event, done: list[int]) -> None:
+        reader, writer = await asyncio.open_connection(target.hostname, target.port)
+        try:
+            while not stop.is_set():
+                writer.write(request)
+                status = (await reader.readline()).split(b" ", 2)[1]
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                if status != b"200":
+                    raise RuntimeError(f"{url} answered {status.decode()}")
+                done[0] += 1
+        finally:
+            writer.close()
 
     async def run() -> float:
-        done = [0]
-        stop = asyncio.Event()
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CLIENTS)) as http:
-
-            async def client() -> None:
-                while not stop.is_set():
-                    if healthz:
-                        response = await http.get(f"{url.removesuffix('/v1')}/-/healthz")
-                    else:
-                        response = await http.post(f"{url}/completions", json=BODY)
-                    response.raise_for_status()
-                    done[0] += 1
-
-            tasks = [asyncio.create_task(client()) for _ in range(CLIENTS)]
-            await asyncio.sleep(2.0)  # warm up: connections open, batches forming
-            before, started = done[0], time.perf_counter()
-            await asyncio.sleep(seconds)
-            rate = (done[0] - before) / (time.perf_counter() - started)
-            stop.set()
-            await asyncio.gather(*tasks)
+        done, stop = [0], asyncio.Event()
+        tasks = [asyncio.create_task(client(stop, done)) for _ in range(CLIENTS)]
+        await asyncio.sleep(2.0)  # warm up: connections open, batches forming
+        before, started = done[0], time.perf_counter()
+        await asyncio.sleep(seconds)
+        rate = (done[0] - before) / (time.perf_counter() - started)
+        stop.set()
+        await asyncio.gather(*tasks)
         return rate
 
     return asyncio.run(run())
