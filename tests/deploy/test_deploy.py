@@ -40,7 +40,7 @@ def serve_processes(head: int) -> list[int]:
             ours = proc.name.isdigit() and os.getsid(int(proc.name)) == head
             if ours and (proc / "cmdline").read_bytes().startswith(b"ray::ServeReplica"):
                 found.append(int(proc.name))
-        except (OSError, ProcessLookupError):  # gone since the listing
+        except OSError:  # gone since the listing (ProcessLookupError is one)
             continue
     return found
 
